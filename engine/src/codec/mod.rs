@@ -1,0 +1,7 @@
+//! JSON Lines codecs of the contract: input events in, records and events out.
+
+pub mod json_in;
+pub mod json_out;
+
+pub use json_in::{parse_input, Malformed, LINE_LEN_MAX};
+pub use json_out::{input_line, record_line, write_record};

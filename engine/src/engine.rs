@@ -1,0 +1,271 @@
+//! The state machine: `apply(state, input) -> records`. One function, no clock, no randomness,
+//! no I/O; the same code runs live, in recovery and in the replay tools.
+//!
+//! An event is applied in four steps: the clock advances; the handler checks everything, then
+//! commits (a rejection leaves the state as it was); oracle staleness transitions are reported;
+//! the liquidation passes settle the consequences. Records are buffered and numbered at the end.
+
+use crate::account::{Position, Slot};
+use crate::event::{Event, Input};
+use crate::ids::{AccountId, AssetId, MarketId};
+use crate::num::Native;
+use crate::record::{Body, BucketName, Cause, Num, Record};
+use crate::reject::Reject;
+use crate::state::State;
+use std::collections::BTreeSet;
+
+/// How the liquidation passes find the buckets a price or funding change may have moved.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ScanMode {
+    /// Re-check every bucket exposed to the changed market or asset.
+    Naive,
+}
+
+/// The margin engine: its state plus reusable buffers for one event's work.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub state: State,
+    out: Vec<Record>,
+    /// Buckets changed by the current event or pass (candidates for the next pass).
+    pub(crate) dirty: Vec<(AccountId, Slot)>,
+    /// Markets whose index, funding or parameters changed in the current event.
+    pub(crate) moved_markets: Vec<MarketId>,
+    /// Assets whose index or parameters changed in the current event.
+    pub(crate) moved_assets: Vec<AssetId>,
+    /// Buckets visited in the current event, for the margin-call check.
+    pub(crate) visited: BTreeSet<((AccountId, u32), Slot)>,
+    pub scan: ScanMode,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+/// What a handler reports on success: order ids of a fill that matched no open order.
+pub type Accepted = [Option<crate::ids::OrderId>; 2];
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine::from_state(State::default())
+    }
+
+    /// An engine over a state loaded from a snapshot.
+    pub fn from_state(mut state: State) -> Engine {
+        state.rebuild_indices();
+        Engine {
+            state,
+            out: Vec::with_capacity(64),
+            dirty: Vec::with_capacity(64),
+            moved_markets: Vec::new(),
+            moved_assets: Vec::new(),
+            visited: BTreeSet::new(),
+            scan: ScanMode::Naive,
+        }
+    }
+
+    /// Applies one journaled input and returns the records it caused (the result first).
+    pub fn apply(&mut self, input: &Input) -> &[Record] {
+        self.state.input_seq += 1;
+        self.state.clock_us = self.state.clock_us.max(input.ts);
+        self.out.clear();
+        self.dirty.clear();
+        self.moved_markets.clear();
+        self.moved_assets.clear();
+        self.visited.clear();
+        self.emit(Body::Accepted {
+            order_unknown: [None, None],
+        });
+        match self.dispatch(&input.event) {
+            Ok(order_unknown) => self.out[0].body = Body::Accepted { order_unknown },
+            Err(rej) => {
+                debug_assert_eq!(self.out.len(), 1, "a rejected event emitted effects");
+                self.out.truncate(1);
+                self.dirty.clear();
+                self.moved_markets.clear();
+                self.moved_assets.clear();
+                self.out[0].body = Body::Rejected {
+                    reason: rej.reason,
+                    detail: rej.detail,
+                };
+            }
+        }
+        self.report_staleness();
+        self.settle();
+        let mut seq = self.state.output_seq;
+        for r in &mut self.out {
+            seq += 1;
+            r.seq = seq;
+        }
+        self.state.output_seq = seq;
+        &self.out
+    }
+
+    fn dispatch(&mut self, event: &Event) -> Result<Accepted, Reject> {
+        const NONE: Accepted = [None, None];
+        match event {
+            Event::Asset(spec) => self.on_asset(spec).map(|_| NONE),
+            Event::Market(spec) => self.on_market(spec).map(|_| NONE),
+            Event::Params(spec) => self.on_params(spec).map(|_| NONE),
+            Event::Insurance { amount, market } => {
+                self.on_insurance(amount, market.as_ref()).map(|_| NONE)
+            }
+            Event::Deposit {
+                account,
+                asset,
+                amount,
+            } => self.on_deposit(*account, asset, amount).map(|_| NONE),
+            Event::Withdraw {
+                account,
+                asset,
+                amount,
+            } => self.on_withdraw(*account, asset, amount).map(|_| NONE),
+            Event::MarginMode {
+                account,
+                market,
+                mode,
+            } => self.on_margin_mode(*account, market, *mode).map(|_| NONE),
+            Event::Isolate {
+                account,
+                market,
+                amount,
+            } => self.on_isolate(*account, market, amount).map(|_| NONE),
+            Event::Order(spec) => self.on_order(spec).map(|_| NONE),
+            Event::Cancel { account, order } => self.on_cancel(*account, *order).map(|_| NONE),
+            Event::Fill(spec) => self.on_fill(spec),
+            Event::Oracle {
+                asset,
+                source,
+                price,
+            } => self.on_oracle(asset, *source, price).map(|_| NONE),
+            Event::Funding { market, rate } => self.on_funding(market, rate).map(|_| NONE),
+            Event::Liquidate {
+                liquidator,
+                account,
+                market,
+                size,
+            } => self
+                .on_liquidate(*liquidator, *account, market, size)
+                .map(|_| NONE),
+        }
+    }
+
+    /// Appends an effect record (numbered when the event is done).
+    pub(crate) fn emit(&mut self, body: Body) {
+        self.out.push(Record {
+            seq: 0,
+            input: self.state.input_seq,
+            ts: self.state.clock_us,
+            body,
+        });
+    }
+
+    /// The name of a bucket for records.
+    pub(crate) fn bucket_name(&self, slot: Slot) -> BucketName {
+        match slot {
+            Slot::Cross => BucketName::Cross,
+            Slot::Isolated(m) => BucketName::Isolated(self.state.venue.market(m).name),
+        }
+    }
+
+    pub(crate) fn mark_dirty(&mut self, account: AccountId, slot: Slot) {
+        self.dirty.push((account, slot));
+    }
+
+    /// Sets a balance to `value` (already checked), records the move and keeps the holder index.
+    pub(crate) fn set_balance(
+        &mut self,
+        account: AccountId,
+        slot: Slot,
+        asset: AssetId,
+        value: Native,
+        cause: Cause,
+    ) {
+        let quote = self.state.quote();
+        let Some(bucket) = self.state.bucket_mut(account, slot) else {
+            debug_assert!(false, "balance of a missing bucket");
+            return;
+        };
+        let old = bucket.balance(asset);
+        if old == value {
+            return;
+        }
+        bucket.set_balance(asset, value);
+        if slot == Slot::Cross && asset != quote {
+            let holders = &mut self.state.assets[asset.index()].holders;
+            if value.0 == 0 {
+                holders.remove(&account);
+            } else {
+                holders.insert(account);
+            }
+        }
+        let decimals = self.state.venue.asset(asset).decimals;
+        let body = Body::Balance {
+            account,
+            bucket: self.bucket_name(slot),
+            asset: self.state.venue.asset(asset).name,
+            balance: Num::new(value.0, decimals),
+            delta: Num::new(value.0 - old.0, decimals),
+            cause,
+        };
+        self.emit(body);
+        self.mark_dirty(account, slot);
+    }
+
+    /// Stores a position (already checked), records it and keeps open interest and holders.
+    pub(crate) fn set_position(
+        &mut self,
+        account: AccountId,
+        slot: Slot,
+        pos: Position,
+        realized: Native,
+    ) {
+        let market = pos.market;
+        let Some(bucket) = self.state.bucket_mut(account, slot) else {
+            debug_assert!(false, "position of a missing bucket");
+            return;
+        };
+        let old = bucket.size(market);
+        bucket.put_position(pos);
+        let ms = &mut self.state.markets[market.index()];
+        ms.open_interest += i128::from(pos.size.0.max(0)) - i128::from(old.0.max(0));
+        if pos.size.is_zero() {
+            ms.holders.remove(&(account, slot));
+        } else {
+            ms.holders.insert((account, slot));
+        }
+        let cfg = self.state.venue.market(market);
+        let qd = self.state.quote_decimals();
+        let mode = match slot {
+            Slot::Cross => crate::ids::MarginMode::Cross,
+            Slot::Isolated(_) => crate::ids::MarginMode::Isolated,
+        };
+        let body = Body::Position {
+            account,
+            market: cfg.name,
+            mode,
+            size: Num::new(i128::from(pos.size.0), cfg.size_decimals),
+            quote: Num::new(pos.quote.0, qd),
+            realized: Num::new(realized.0, qd),
+        };
+        self.emit(body);
+        self.mark_dirty(account, slot);
+    }
+
+    /// Moves the insurance fund (already checked) and records it.
+    pub(crate) fn set_insurance(&mut self, value: Native, cause: Cause) {
+        let old = self.state.insurance;
+        if old == value {
+            return;
+        }
+        self.state.insurance = value;
+        let qd = self.state.quote_decimals();
+        self.emit(Body::Insurance {
+            market: None,
+            fund: Num::new(value.0, qd),
+            delta: Num::new(value.0 - old.0, qd),
+            cause,
+        });
+    }
+}

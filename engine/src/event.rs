@@ -1,0 +1,231 @@
+//! Input events in the form they are journaled: shape checked, values still as the feeder wrote
+//! them. Names stay names and decimals stay decimals, because their meaning (which asset, how
+//! many decimals) is decided by the venue state when the event is applied, and replay must decide
+//! it the same way.
+
+use crate::ids::{AccountId, MarginMode, OrderId, Side, Symbol};
+use crate::num::Dec;
+
+/// One journaled input: the feeder's timestamp (microseconds since the Unix epoch) and the event.
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Input {
+    pub ts: u64,
+    pub event: Event,
+}
+
+/// Every event of the contract. Variant order is part of the journal format: append, never
+/// reorder.
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub enum Event {
+    Asset(Box<AssetSpec>),
+    Market(Box<MarketSpec>),
+    Params(Box<ParamsSpec>),
+    Insurance {
+        amount: Dec,
+        /// A market with its own fund (`own_fund`); the venue-wide fund when absent.
+        market: Option<Symbol>,
+    },
+    Deposit {
+        account: AccountId,
+        asset: Symbol,
+        amount: Dec,
+    },
+    Withdraw {
+        account: AccountId,
+        asset: Symbol,
+        amount: Dec,
+    },
+    MarginMode {
+        account: AccountId,
+        market: Symbol,
+        mode: MarginMode,
+    },
+    Isolate {
+        account: AccountId,
+        market: Symbol,
+        amount: Dec,
+    },
+    Order(OrderSpec),
+    Cancel {
+        account: AccountId,
+        order: OrderId,
+    },
+    Fill(FillSpec),
+    Oracle {
+        asset: Symbol,
+        source: u64,
+        price: Dec,
+    },
+    Funding {
+        market: Symbol,
+        rate: Dec,
+    },
+    Liquidate {
+        liquidator: AccountId,
+        account: AccountId,
+        market: Symbol,
+        size: Dec,
+    },
+}
+
+impl Event {
+    /// The contract's name of the event type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::Asset(_) => "asset",
+            Event::Market(_) => "market",
+            Event::Params(_) => "params",
+            Event::Insurance { .. } => "insurance",
+            Event::Deposit { .. } => "deposit",
+            Event::Withdraw { .. } => "withdraw",
+            Event::MarginMode { .. } => "margin_mode",
+            Event::Isolate { .. } => "isolate",
+            Event::Order(_) => "order",
+            Event::Cancel { .. } => "cancel",
+            Event::Fill(_) => "fill",
+            Event::Oracle { .. } => "oracle",
+            Event::Funding { .. } => "funding",
+            Event::Liquidate { .. } => "liquidate",
+        }
+    }
+
+    /// True for the operator's venue set-up events (`asset`, `market`, `params`, `insurance`).
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Event::Asset(_) | Event::Market(_) | Event::Params(_) | Event::Insurance { .. }
+        )
+    }
+}
+
+/// A pre-trade order.
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct OrderSpec {
+    pub account: AccountId,
+    pub order: OrderId,
+    pub market: Symbol,
+    pub side: Side,
+    pub price: Dec,
+    pub size: Dec,
+    pub reduce_only: bool,
+}
+
+/// A trade that already happened on the venue.
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct FillSpec {
+    pub market: Symbol,
+    pub taker: AccountId,
+    pub maker: AccountId,
+    /// The taker's side.
+    pub side: Side,
+    pub price: Dec,
+    pub size: Dec,
+    pub taker_order: Option<OrderId>,
+    pub maker_order: Option<OrderId>,
+    pub taker_fee: Option<Dec>,
+    pub maker_fee: Option<Dec>,
+}
+
+/// Oracle configuration of an asset.
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct OracleSpec {
+    pub sources: u64,
+    pub min_sources: u64,
+    pub max_age_us: u64,
+    pub max_deviation: Dec,
+}
+
+/// The optional circuit breaker of an asset (off unless given).
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct BreakerSpec {
+    /// An index move larger than this fraction within `window_us` marks the asset volatile.
+    pub max_move: Dec,
+    pub window_us: u64,
+    /// How long the index must stay without a new trip before liquidations on it go ahead.
+    pub confirm_us: u64,
+}
+
+/// Fields of an asset that `params` may change.
+#[derive(Clone, PartialEq, Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct AssetParams {
+    pub price_decimals: Option<u64>,
+    pub weight_init: Option<Dec>,
+    pub weight_maint: Option<Dec>,
+    pub oracle: Option<OracleSpec>,
+    pub breaker: Option<BreakerSpec>,
+}
+
+/// An `asset` listing.
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct AssetSpec {
+    pub asset: Symbol,
+    pub decimals: u64,
+    pub quote: bool,
+    pub params: AssetParams,
+}
+
+/// One incremental margin bracket on position notional.
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct TierSpec {
+    pub above: Dec,
+    pub imf: Dec,
+    pub mmf: Dec,
+}
+
+/// Volatility-scaled margin of a market (off unless given).
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct VolSpec {
+    /// EWMA decay per index print, in (0, 1).
+    pub lambda: Dec,
+    /// Per-print volatility (standard deviation of returns) the plain fractions are sized for.
+    pub reference: Dec,
+    /// How much of the excess volatility ratio is added to the fractions.
+    pub mult: Dec,
+    /// Largest factor the fractions can be scaled by.
+    pub cap: Dec,
+}
+
+/// Fields of a market that `params` may change (all optional in a listing too, except `imf` and
+/// `mmf`, which a listing requires).
+#[derive(Clone, PartialEq, Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct MarketParams {
+    pub imf: Option<Dec>,
+    pub mmf: Option<Dec>,
+    pub tiers: Option<Vec<TierSpec>>,
+    pub upnl_weight_init: Option<Dec>,
+    pub funding_rate_cap: Option<Dec>,
+    pub liq_discount_start: Option<Dec>,
+    pub liq_discount_max: Option<Dec>,
+    pub liq_auction_us: Option<u64>,
+    pub liq_if_fee: Option<Dec>,
+    pub liq_min_notional: Option<Dec>,
+    pub margin_call: Option<Dec>,
+    pub ramp_us: Option<u64>,
+    pub vol: Option<VolSpec>,
+    pub spike_prints: Option<u64>,
+    pub insurance_cap: Option<Dec>,
+    pub own_fund: Option<bool>,
+}
+
+/// A `market` listing.
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct MarketSpec {
+    pub market: Symbol,
+    pub base: Symbol,
+    pub size_decimals: u64,
+    pub params: MarketParams,
+}
+
+/// A `params` change of one listed asset or market.
+#[allow(clippy::large_enum_variant)] // boxed as a whole inside `Event::Params`
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub enum ParamsSpec {
+    Asset {
+        asset: Symbol,
+        params: AssetParams,
+    },
+    Market {
+        market: Symbol,
+        params: MarketParams,
+    },
+}

@@ -1,0 +1,333 @@
+//! The health function of the margin model: collateral with weights, PnL with its weight, tiered
+//! requirements and order margin, each term rounded once in the venue's favour.
+//!
+//! Checks that ask "what if" (an order added, a balance lowered) pass an [`Overlay`] instead of
+//! cloning the bucket, so that a pre-trade check never allocates.
+
+use crate::account::{Bucket, OrderSums, Position};
+use crate::ids::{AssetId, MarketId};
+use crate::num::{Exact, Lots, Native, Overflow, Ratio, RATIO_DECIMALS};
+use crate::state::State;
+use crate::venue::MarketConfig;
+
+/// The figures of one bucket, in quote native units.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Health {
+    pub equity_init: i128,
+    pub equity_maint: i128,
+    /// Sum of IM_pos plus order margin.
+    pub im: i128,
+    pub mm: i128,
+    /// Sum of LE_pos: the level a liquidation must restore.
+    pub le: i128,
+    pub order_margin: i128,
+}
+
+impl Health {
+    pub fn health_init(&self) -> i128 {
+        self.equity_init - self.im
+    }
+
+    pub fn health_maint(&self) -> i128 {
+        self.equity_maint - self.mm
+    }
+
+    pub fn health_le(&self) -> i128 {
+        self.equity_maint - self.le
+    }
+}
+
+/// The figures of one position, in quote native units.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct PositionValue {
+    /// N rounded down.
+    pub notional: i128,
+    /// The maintenance PnL term, floor(u).
+    pub upnl_maint: i128,
+    /// The initial PnL term.
+    pub upnl_init: i128,
+    pub im: i128,
+    pub mm: i128,
+    pub le: i128,
+}
+
+/// Changes to a bucket that a check wants to value without applying them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Overlay {
+    pub balance: Option<(AssetId, Native)>,
+    pub position: Option<Position>,
+    pub orders: Option<(MarketId, OrderSums)>,
+}
+
+/// Which fraction a requirement uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fraction {
+    Init,
+    Maint,
+}
+
+impl State {
+    /// The scale of a market's funding index: 18 + the base asset's price scale.
+    pub fn funding_scale(&self, market: MarketId) -> u8 {
+        let m = self.venue.market(market);
+        RATIO_DECIMALS + self.venue.asset(m.base).price_scale
+    }
+
+    /// The market's index price M as an exact quote value (0 before the first index).
+    pub fn mark(&self, market: MarketId) -> Exact {
+        let m = self.venue.market(market);
+        let base = self.venue.asset(m.base);
+        Exact::new(
+            i128::from(self.index(m.base).unwrap_or(0)),
+            base.price_scale,
+        )
+    }
+
+    /// N = |s| * M, exact.
+    pub fn notional_exact(&self, market: MarketId, size: Lots) -> Result<Exact, Overflow> {
+        let sd = self.venue.market(market).size_decimals;
+        size.abs().exact(sd).times(self.mark(market))
+    }
+
+    /// tiered(N, f): the market's own fraction up to the first tier, each tier's above it.
+    fn tiered(&self, market: MarketId, n: Exact, which: Fraction) -> Result<Exact, Overflow> {
+        let cfg = self.venue.market(market);
+        let qd = self.quote_decimals();
+        let pick = |imf: Ratio, mmf: Ratio| match which {
+            Fraction::Init => imf,
+            Fraction::Maint => mmf,
+        };
+        let mut total = Exact::ZERO;
+        let mut lower = Exact::ZERO;
+        let mut fraction = pick(cfg.imf, cfg.mmf);
+        for tier in &cfg.tiers {
+            let above = tier.above.exact(qd);
+            let part = n.min(above)?.minus(lower)?;
+            if part.is_positive() {
+                total = total.plus(part.times(fraction.exact())?)?;
+            }
+            lower = above;
+            fraction = pick(tier.imf, tier.mmf);
+        }
+        let part = n.minus(lower)?;
+        if part.is_positive() {
+            total = total.plus(part.times(fraction.exact())?)?;
+        }
+        self.scale_fraction(market, total)
+    }
+
+    /// Applies the dynamic-margin factor of the market (exactly 1 unless turned on).
+    fn scale_fraction(&self, market: MarketId, v: Exact) -> Result<Exact, Overflow> {
+        let scale = self.markets[market.index()].fraction_scale;
+        if scale == 0 || scale == Ratio::ONE.0 {
+            return Ok(v);
+        }
+        v.times(Ratio(scale).exact())
+    }
+
+    /// IM_pos for a size.
+    pub fn im_pos(&self, market: MarketId, size: Lots) -> Result<i128, Overflow> {
+        let n = self.notional_exact(market, size)?;
+        self.tiered(market, n, Fraction::Init)?
+            .ceil(self.quote_decimals())
+    }
+
+    /// g = s * (F - f): the funding a position owes (negative: is owed), exact.
+    pub fn funding_owed(&self, pos: &Position) -> Result<Exact, Overflow> {
+        let f_now = self.markets[pos.market.index()].funding_index;
+        let delta = f_now.checked_sub(pos.funding_mark).ok_or(Overflow)?;
+        let sd = self.venue.market(pos.market).size_decimals;
+        pos.size
+            .exact(sd)
+            .times(Exact::new(delta, self.funding_scale(pos.market)))
+    }
+
+    /// u = s * M + q - g, exact.
+    pub fn upnl_exact(&self, pos: &Position) -> Result<Exact, Overflow> {
+        let sd = self.venue.market(pos.market).size_decimals;
+        let sm = pos.size.exact(sd).times(self.mark(pos.market))?;
+        let q = pos.quote.exact(self.quote_decimals());
+        sm.plus(q)?.minus(self.funding_owed(pos)?)
+    }
+
+    /// Every figure of one position.
+    pub fn position_value(&self, pos: &Position) -> Result<PositionValue, Overflow> {
+        let qd = self.quote_decimals();
+        let cfg = self.venue.market(pos.market);
+        let u = self.upnl_exact(pos)?;
+        let upnl_maint = u.floor(qd)?;
+        let upnl_init = if u.is_positive() {
+            u.times(cfg.upnl_weight_init.exact())?.floor(qd)?
+        } else {
+            upnl_maint
+        };
+        let n = self.notional_exact(pos.market, pos.size)?;
+        let ti = self.tiered(pos.market, n, Fraction::Init)?;
+        let tm = self.tiered(pos.market, n, Fraction::Maint)?;
+        Ok(PositionValue {
+            notional: n.floor(qd)?,
+            upnl_maint,
+            upnl_init,
+            im: ti.ceil(qd)?,
+            mm: tm.ceil(qd)?,
+            le: ti.plus(tm)?.half()?.ceil(qd)?,
+        })
+    }
+
+    /// (init, maint) collateral terms of one balance.
+    pub fn collateral_terms(
+        &self,
+        asset: AssetId,
+        balance: Native,
+    ) -> Result<(i128, i128), Overflow> {
+        let cfg = self.venue.asset(asset);
+        if cfg.quote {
+            return Ok((balance.0, balance.0));
+        }
+        let Some(index) = self.index(asset) else {
+            return Ok((0, 0)); // never priced: worth nothing as collateral
+        };
+        let qd = self.quote_decimals();
+        let v = balance
+            .exact(cfg.decimals)
+            .times(Exact::new(i128::from(index), cfg.price_scale))?;
+        if balance.0 <= 0 {
+            let t = v.floor(qd)?;
+            return Ok((t, t));
+        }
+        Ok((
+            v.times(cfg.weight_init.exact())?.floor(qd)?,
+            v.times(cfg.weight_maint.exact())?.floor(qd)?,
+        ))
+    }
+
+    /// Order margin of one market: max(0, cost of the bid scenario, cost of the ask scenario).
+    pub fn order_margin(
+        &self,
+        market: MarketId,
+        size: Lots,
+        sums: &OrderSums,
+    ) -> Result<i128, Overflow> {
+        if sums.count == 0 {
+            return Ok(0);
+        }
+        let cfg = self.venue.market(market);
+        let base = self.venue.asset(cfg.base);
+        let scale = cfg.size_decimals + base.price_scale;
+        let m = i128::from(self.index(cfg.base).unwrap_or(0));
+        let qd = self.quote_decimals();
+        let im_now = self.im_pos(market, size)?;
+        let scenario = |lots: i128, cost: i128, sign: i128| -> Result<i128, Overflow> {
+            if lots == 0 {
+                return Ok(0);
+            }
+            let after = i128::from(size.0)
+                .checked_add(sign * lots)
+                .ok_or(Overflow)?;
+            let after = Lots(i64::try_from(after).map_err(|_| Overflow)?);
+            // Immediate PnL x of filling at the limits: buys gain M - limit, sells limit - M.
+            let x = sign * (m.checked_mul(lots).ok_or(Overflow)? - cost);
+            let loss = Exact::new((-x).max(0), scale).ceil(qd)?;
+            Ok(self.im_pos(market, after)? - im_now + loss)
+        };
+        let bid = scenario(sums.buy_lots, sums.buy_cost, 1)?;
+        let ask = scenario(sums.sell_lots, sums.sell_cost, -1)?;
+        Ok(bid.max(ask).max(0))
+    }
+
+    /// The health of a bucket, with an optional overlay of changes.
+    pub fn bucket_health(&self, bucket: &Bucket, overlay: &Overlay) -> Result<Health, Overflow> {
+        let mut h = Health::default();
+        self.add_collateral(&mut h, bucket, overlay)?;
+        let overlay_pos = overlay
+            .position
+            .filter(|p| bucket.position(p.market).is_none());
+        for pos in bucket.positions.iter().chain(overlay_pos.iter()) {
+            let pos = match overlay.position {
+                Some(p) if p.market == pos.market => p,
+                _ => *pos,
+            };
+            if pos.size.is_zero() {
+                continue;
+            }
+            let v = self.position_value(&pos)?;
+            h.equity_init = h.equity_init.checked_add(v.upnl_init).ok_or(Overflow)?;
+            h.equity_maint = h.equity_maint.checked_add(v.upnl_maint).ok_or(Overflow)?;
+            h.im = h.im.checked_add(v.im).ok_or(Overflow)?;
+            h.mm = h.mm.checked_add(v.mm).ok_or(Overflow)?;
+            h.le = h.le.checked_add(v.le).ok_or(Overflow)?;
+        }
+        h.order_margin = self.bucket_order_margin(bucket, overlay)?;
+        h.im = h.im.checked_add(h.order_margin).ok_or(Overflow)?;
+        Ok(h)
+    }
+
+    fn add_collateral(
+        &self,
+        h: &mut Health,
+        bucket: &Bucket,
+        overlay: &Overlay,
+    ) -> Result<(), Overflow> {
+        let mut add = |asset: AssetId, b: Native| -> Result<(), Overflow> {
+            if b.0 == 0 {
+                return Ok(());
+            }
+            let (i, m) = self.collateral_terms(asset, b)?;
+            h.equity_init = h.equity_init.checked_add(i).ok_or(Overflow)?;
+            h.equity_maint = h.equity_maint.checked_add(m).ok_or(Overflow)?;
+            Ok(())
+        };
+        for (i, b) in bucket.balances.iter().enumerate() {
+            let asset = AssetId(i as u16);
+            match overlay.balance {
+                Some((a, v)) if a == asset => add(asset, v)?,
+                _ => add(asset, *b)?,
+            }
+        }
+        if let Some((a, v)) = overlay.balance {
+            if a.index() >= bucket.balances.len() {
+                add(a, v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn bucket_order_margin(&self, bucket: &Bucket, overlay: &Overlay) -> Result<i128, Overflow> {
+        let size_of = |m: MarketId| match overlay.position {
+            Some(p) if p.market == m => p.size,
+            _ => bucket.size(m),
+        };
+        let mut total: i128 = 0;
+        for (market, sums) in &bucket.orders {
+            let sums = match overlay.orders {
+                Some((m, s)) if m == *market => s,
+                _ => *sums,
+            };
+            total = total
+                .checked_add(self.order_margin(*market, size_of(*market), &sums)?)
+                .ok_or(Overflow)?;
+        }
+        if let Some((m, s)) = overlay.orders {
+            if bucket.orders.binary_search_by_key(&m, |o| o.0).is_err() {
+                total = total
+                    .checked_add(self.order_margin(m, size_of(m), &s)?)
+                    .ok_or(Overflow)?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// The largest `margin_call` ratio of the bucket's markets (None without positions).
+    pub fn margin_call_ratio(&self, bucket: &Bucket) -> Option<Ratio> {
+        bucket
+            .positions
+            .iter()
+            .map(|p| self.venue.market(p.market).margin_call)
+            .max()
+    }
+
+    /// The market config of a position.
+    pub fn market_cfg(&self, market: MarketId) -> &MarketConfig {
+        self.venue.market(market)
+    }
+}

@@ -1,0 +1,175 @@
+//! The invariants of the margin model, checked over a whole state: value conserved exactly,
+//! sizes summing to zero, funding pools solvent, every breached bucket in liquidation, and the
+//! derived indices in step with the accounts. Tests run it after every event; the audit tool
+//! runs it over a whole history.
+
+use crate::account::Slot;
+use crate::health::Overlay;
+use crate::ids::{AssetId, MarketId};
+use crate::num::Exact;
+use crate::state::State;
+
+/// Every invariant that fails, as readable lines (empty when all hold).
+pub fn check(state: &State) -> Vec<String> {
+    let mut errors = Vec::new();
+    conservation(state, &mut errors);
+    markets(state, &mut errors);
+    buckets(state, &mut errors);
+    errors
+}
+
+fn conservation(state: &State, errors: &mut Vec<String>) {
+    let Some(quote) = state.venue.quote else {
+        return;
+    };
+    for (i, cfg) in state.venue.assets.iter().enumerate() {
+        let id = AssetId(i as u16);
+        let st = &state.assets[i];
+        let mut held: i128 = st.insurance_holding.0;
+        for acc in &state.accounts {
+            for slot in acc.slots() {
+                let b = acc.bucket(slot).expect("slot of the account");
+                held += b.balance(id).0;
+                if id == quote {
+                    held += b.positions.iter().map(|p| p.quote.0).sum::<i128>();
+                }
+            }
+        }
+        let mut expected = st.deposited - st.withdrawn;
+        if id == quote {
+            held += state.insurance.0 + state.fee_pool.0;
+            held += state
+                .markets
+                .iter()
+                .map(|m| m.funding_pool.0 + m.own_fund.0)
+                .sum::<i128>();
+            expected += state.topups;
+        }
+        if held != expected {
+            errors.push(format!(
+                "conservation of {}: held {held} native, deposits - withdrawals{} = {expected}",
+                cfg.name,
+                if id == quote { " + top-ups" } else { "" }
+            ));
+        }
+    }
+}
+
+fn markets(state: &State, errors: &mut Vec<String>) {
+    for (i, cfg) in state.venue.markets.iter().enumerate() {
+        let m = MarketId(i as u16);
+        let (mut sum, mut longs, mut owed) = (0i128, 0i128, Exact::ZERO);
+        let mut holders = 0usize;
+        for acc in &state.accounts {
+            for slot in acc.slots() {
+                let b = acc.bucket(slot).expect("slot of the account");
+                if let Some(p) = b.position(m) {
+                    sum += i128::from(p.size.0);
+                    longs += i128::from(p.size.0.max(0));
+                    holders += 1;
+                    if !state.markets[i].holders.contains(&(acc.id, slot)) {
+                        errors.push(format!(
+                            "{}: bucket of account {} missing from holders",
+                            cfg.name, acc.id
+                        ));
+                    }
+                    match state.funding_owed(p).and_then(|g| owed.plus(g)) {
+                        Ok(v) => owed = v,
+                        Err(_) => errors.push(format!("{}: funding owed overflows", cfg.name)),
+                    }
+                }
+            }
+        }
+        if sum != 0 {
+            errors.push(format!("{}: sizes sum to {sum} lots, not zero", cfg.name));
+        }
+        if longs != state.markets[i].open_interest {
+            errors.push(format!(
+                "{}: open interest {} but longs sum to {longs}",
+                cfg.name, state.markets[i].open_interest
+            ));
+        }
+        if holders != state.markets[i].holders.len() {
+            errors.push(format!(
+                "{}: {} holders indexed, {holders} positions",
+                cfg.name,
+                state.markets[i].holders.len()
+            ));
+        }
+        let pool = Exact::new(state.markets[i].funding_pool.0, state.quote_decimals());
+        if pool.plus(owed).map(|v| v.is_negative()).unwrap_or(true) {
+            errors.push(format!(
+                "{}: funding pool plus what positions owe is negative",
+                cfg.name
+            ));
+        }
+    }
+}
+
+fn buckets(state: &State, errors: &mut Vec<String>) {
+    for acc in &state.accounts {
+        for slot in acc.slots() {
+            let b = acc.bucket(slot).expect("slot of the account");
+            if b.is_liquidating() != state.liquidating.contains(&(acc.id, slot)) {
+                errors.push(format!(
+                    "account {} {:?}: liquidating flag and set disagree",
+                    acc.id, slot
+                ));
+            }
+            if b.positions.iter().any(|p| p.size.is_zero()) {
+                errors.push(format!(
+                    "account {} {:?}: a zero-size position is stored",
+                    acc.id, slot
+                ));
+            }
+            if let Slot::Isolated(m) = slot {
+                if b.positions.iter().any(|p| p.market != m)
+                    || b.balances
+                        .iter()
+                        .enumerate()
+                        .any(|(i, v)| v.0 != 0 && Some(AssetId(i as u16)) != state.venue.quote)
+                {
+                    errors.push(format!(
+                        "account {}: isolated bucket holds more than its market and quote",
+                        acc.id
+                    ));
+                }
+            }
+            match state.bucket_health(b, &Overlay::default()) {
+                Ok(h)
+                    if b.has_positions()
+                        && h.health_maint() < 0
+                        && !b.is_liquidating()
+                        && b.breach_prints == 0 =>
+                {
+                    errors.push(format!(
+                        "account {} {:?}: health_maint {} < 0 but not in liquidation",
+                        acc.id,
+                        slot,
+                        h.health_maint()
+                    ));
+                }
+                Ok(h) if !b.has_positions() && h.equity_maint < 0 => {
+                    errors.push(format!(
+                        "account {} {:?}: no position and negative equity {}",
+                        acc.id, slot, h.equity_maint
+                    ));
+                }
+                Err(_) => errors.push(format!(
+                    "account {} {:?}: valuation overflows",
+                    acc.id, slot
+                )),
+                _ => {}
+            }
+        }
+        for o in &acc.orders {
+            let b = acc.bucket_for(o.market);
+            if b.order_sums(o.market).count == 0 {
+                errors.push(format!(
+                    "account {}: order {} missing from its bucket's sums",
+                    acc.id, o.id
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Auction bids: a liquidator takes over part of a liquidating bucket's position at a price that
+//! falls (for a long) or rises (for a short) with the time since the liquidation started.
+
+use crate::account::Slot;
+use crate::engine::Engine;
+use crate::fill::SidePlan;
+use crate::health::Overlay;
+use crate::ids::{AccountId, MarketId, Side, Symbol};
+use crate::num::{exact::div_round, Dec, Lots, Native, Overflow, Round, Ticks};
+use crate::record::{Body, Cause, Num, Reason};
+use crate::reject;
+use crate::reject::Reject;
+use ethnum::I256;
+
+/// A checked takeover, ready to commit.
+struct Takeover {
+    bucket: SidePlan,
+    liquidator: SidePlan,
+    fee: i128,
+    price: Ticks,
+    /// The liquidated bucket's side.
+    side: Side,
+}
+
+impl Engine {
+    pub(crate) fn on_liquidate(
+        &mut self,
+        liquidator: AccountId,
+        account: AccountId,
+        market: &Symbol,
+        size: &Dec,
+    ) -> Result<(), Reject> {
+        let market = self.market_id(market)?;
+        let size = self.size_of(market, size)?;
+        let liq_acc = self.account_checked(liquidator)?;
+        let acc = self.account_checked(account)?;
+        if liquidator == account {
+            return Err(reject!(
+                Reason::SelfTrade,
+                "account {account} cannot liquidate itself"
+            ));
+        }
+        let slot = acc.slot_for(market);
+        let bucket = acc.bucket_for(market);
+        let pos = bucket.size(market);
+        let Some(liq) = bucket.liquidation.filter(|_| !pos.is_zero()) else {
+            return Err(reject!(
+                Reason::NotLiquidatable,
+                "account {account} has no position in liquidation in {}",
+                self.state.venue.market(market).name
+            ));
+        };
+        let liq_slot = liq_acc.slot_for(market);
+        if liq_acc.bucket_for(market).is_liquidating() {
+            return Err(reject!(
+                Reason::Liquidating,
+                "liquidator {liquidator} is itself in liquidation"
+            ));
+        }
+        let price = self
+            .auction_price(market, pos, liq.started_us)
+            .map_err(|_| reject!(Reason::InvalidSize, "auction price overflows"))?;
+        let allowed = self
+            .bid_size_limit(account, slot, market, pos, price)
+            .map_err(|_| reject!(Reason::InvalidSize, "bid valuation overflows"))?;
+        if size.0 > allowed.0 {
+            let sd = self.state.venue.market(market).size_decimals;
+            return Err(reject!(
+                Reason::LiquidationSize,
+                "bid of {} lots is above the {} allowed",
+                crate::num::format_scaled(i128::from(size.0), sd),
+                crate::num::format_scaled(i128::from(allowed.0), sd)
+            ));
+        }
+        let t = self
+            .plan_takeover(
+                account, slot, liquidator, liq_slot, market, pos, size, price,
+            )
+            .map_err(|_| reject!(Reason::InvalidSize, "bid size x price overflows"))?;
+        self.check_liquidator_margin(&t)?;
+        self.commit_takeover(&t, market, size);
+        Ok(())
+    }
+
+    /// M * (1 - d) for a long, M * (1 + d) for a short, rounded to the price decimals in the
+    /// liquidated bucket's favour; d = min(d_max, d_start + (d_max - d_start) * elapsed / T).
+    pub(crate) fn auction_price(
+        &self,
+        market: MarketId,
+        pos: Lots,
+        started_us: u64,
+    ) -> Result<Ticks, Overflow> {
+        let cfg = self.state.venue.market(market);
+        let base = self.state.venue.asset(cfg.base);
+        let m = I256::from(self.state.index(cfg.base).unwrap_or(0));
+        let t = I256::from(cfg.liq_auction_us);
+        let elapsed = I256::from(self.state.clock_us.saturating_sub(started_us)).min(t);
+        let one = I256::from(crate::num::Ratio::ONE.0);
+        let (ds, dm) = (
+            I256::from(cfg.liq_discount_start.0),
+            I256::from(cfg.liq_discount_max.0),
+        );
+        // d * 10^18 * T, exactly.
+        let d_num = ds * t + (dm - ds) * elapsed;
+        let (factor, mode) = if pos.0 > 0 {
+            (one * t - d_num, Round::Ceil)
+        } else {
+            (one * t + d_num, Round::Floor)
+        };
+        let step = I256::from(10i128.pow(u32::from(base.price_scale - base.price_decimals)));
+        let den = (one * t).checked_mul(step).ok_or(Overflow)?;
+        let ticks = div_round(m.checked_mul(factor).ok_or(Overflow)?, den, mode)? * step;
+        Ok(Ticks(i64::try_from(ticks).map_err(|_| Overflow)?))
+    }
+
+    /// ceil(liq_if_fee * size * M): what the liquidated bucket pays the insurance fund.
+    fn liquidation_fee(&self, market: MarketId, size: Lots) -> Result<i128, Overflow> {
+        let cfg = self.state.venue.market(market);
+        self.state
+            .notional_exact(market, size)?
+            .times(cfg.liq_if_fee.exact())?
+            .ceil(self.state.quote_decimals())
+    }
+
+    /// The largest bid allowed: the smallest size after which health_le >= 0 (the whole position
+    /// if none), or the whole position when what would be left is below `liq_min_notional`.
+    fn bid_size_limit(
+        &self,
+        account: AccountId,
+        slot: Slot,
+        market: MarketId,
+        pos: Lots,
+        price: Ticks,
+    ) -> Result<Lots, Overflow> {
+        let whole = pos.0.abs();
+        let le_after = |x: i64| -> Result<i128, Overflow> {
+            let plan = self.plan_bucket_side(account, slot, market, pos, Lots(x), price)?;
+            let fee = self.liquidation_fee(market, Lots(x))?;
+            let overlay = Overlay {
+                balance: Some((self.state.quote(), Native(plan.balance_after.0 - fee))),
+                position: Some(plan.position),
+                ..Overlay::default()
+            };
+            let bucket = self.state.bucket(account, slot).ok_or(Overflow)?;
+            Ok(self.state.bucket_health(bucket, &overlay)?.health_le())
+        };
+        let x_need = if le_after(whole)? < 0 {
+            whole
+        } else {
+            // health_le grows with each lot taken (the market's parameters guarantee it), so the
+            // smallest size that restores it is found by bisection.
+            let (mut lo, mut hi) = (1i64, whole);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if le_after(mid)? >= 0 {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            lo
+        };
+        let cfg = self.state.venue.market(market);
+        let left = self.state.notional_exact(market, Lots(whole - x_need))?;
+        let min = cfg.liq_min_notional.exact(self.state.quote_decimals());
+        if left.cmp_exact(min)? == std::cmp::Ordering::Less {
+            return Ok(Lots(whole));
+        }
+        Ok(Lots(x_need))
+    }
+
+    /// The liquidated bucket's side of taking over `x` lots at `price`.
+    fn plan_bucket_side(
+        &self,
+        account: AccountId,
+        slot: Slot,
+        market: MarketId,
+        pos: Lots,
+        x: Lots,
+        price: Ticks,
+    ) -> Result<SidePlan, Overflow> {
+        let n = self.fill_notional(market, x, price)?;
+        self.plan_side(account, slot, market, Lots(-pos.signum() * x.0), n, 0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn plan_takeover(
+        &self,
+        account: AccountId,
+        slot: Slot,
+        liquidator: AccountId,
+        liq_slot: Slot,
+        market: MarketId,
+        pos: Lots,
+        size: Lots,
+        price: Ticks,
+    ) -> Result<Takeover, Overflow> {
+        let bucket = self.plan_bucket_side(account, slot, market, pos, size, price)?;
+        let n = self.fill_notional(market, size, price)?;
+        let liquidator = self.plan_side(
+            liquidator,
+            liq_slot,
+            market,
+            Lots(pos.signum() * size.0),
+            n,
+            0,
+        )?;
+        let fee = self.liquidation_fee(market, size)?;
+        let side = if pos.0 > 0 { Side::Sell } else { Side::Buy };
+        Ok(Takeover {
+            bucket,
+            liquidator,
+            fee,
+            price,
+            side,
+        })
+    }
+
+    fn check_liquidator_margin(&self, t: &Takeover) -> Result<(), Reject> {
+        let p = &t.liquidator;
+        let bucket = self
+            .state
+            .bucket(p.account, p.slot)
+            .ok_or_else(|| reject!(Reason::UnknownAccount, "unknown account {}", p.account))?;
+        let overlay = Overlay {
+            balance: Some((self.state.quote(), p.balance_after)),
+            position: Some(p.position),
+            ..Overlay::default()
+        };
+        self.check_health_init(bucket, &overlay, "the takeover")
+    }
+
+    fn commit_takeover(&mut self, t: &Takeover, market: MarketId, size: Lots) {
+        self.commit_side(&t.bucket);
+        self.commit_side(&t.liquidator);
+        let quote = self.state.quote();
+        let (account, slot) = (t.bucket.account, t.bucket.slot);
+        if t.fee != 0 {
+            let bal = t.bucket.balance_after.0 - t.fee;
+            self.set_balance(account, slot, quote, Native(bal), Cause::LiquidationFee);
+            self.pay_liquidation_fee(market, t.fee);
+        }
+        let cfg = self.state.venue.market(market);
+        let ps = self.state.venue.asset(cfg.base).price_scale;
+        let qd = self.state.quote_decimals();
+        let body = Body::LiquidationFill {
+            account,
+            bucket: self.bucket_name(slot),
+            liquidator: t.liquidator.account,
+            market: cfg.name,
+            side: t.side,
+            size: Num::new(i128::from(size.0), cfg.size_decimals),
+            price: Num::new(i128::from(t.price.0), ps),
+            fee: Num::new(t.fee, qd),
+        };
+        self.emit(body);
+    }
+
+    /// A liquidation fee goes to the market's own fund if it has one, else the venue fund.
+    fn pay_liquidation_fee(&mut self, market: MarketId, fee: i128) {
+        if self.state.venue.market(market).own_fund {
+            let next = Native(self.state.markets[market.index()].own_fund.0 + fee);
+            self.set_market_fund(market, next, Cause::LiquidationFee);
+        } else {
+            let next = Native(self.state.insurance.0 + fee);
+            self.set_insurance(next, Cause::LiquidationFee);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Exact numbers: decimal strings from the wire, native integers in the state, and 256-bit
+//! intermediates that are rounded once per term. No floating point anywhere.
+
+pub mod decimal;
+pub mod exact;
+pub mod units;
+
+pub use decimal::{format_scaled, format_trimmed, Dec, DecRangeError, DecSyntaxError};
+pub use exact::{mul_div, Exact, Overflow, Round};
+pub use units::{Lots, Native, Ratio, Ticks, RATIO_DECIMALS};

@@ -1,0 +1,217 @@
+//! The whole state of one venue: configuration, prices, markets, accounts, funds and clock.
+//! Everything a transition reads or writes is here, and nothing else is: the state machine is a
+//! function of this value and the next event.
+
+use crate::account::{Account, Bucket, Slot};
+use crate::ids::{AccountId, AssetId};
+use crate::num::Native;
+use crate::oracle::OracleState;
+use crate::venue::Venue;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
+
+/// Per-market state that changes with events.
+#[derive(
+    Clone, PartialEq, Eq, Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+pub struct MarketState {
+    /// F: cumulative funding, quote per unit of base at the funding scale
+    /// (`10^(18 + price_scale of the base)`).
+    pub funding_index: i128,
+    /// What settling positions paid minus what they received.
+    pub funding_pool: Native,
+    /// Sum of long sizes, lots.
+    pub open_interest: i128,
+    /// Buckets holding a position in the market (derived; rebuilt after a snapshot load).
+    #[rkyv(with = rkyv::with::Skip)]
+    pub holders: BTreeSet<(AccountId, Slot)>,
+    /// The market's own insurance fund (`own_fund` markets), quote native.
+    pub own_fund: Native,
+    /// What the venue-wide fund has paid for this market's bankruptcies (for `insurance_cap`).
+    pub insurance_paid: Native,
+    /// Dynamic margin: the factor applied to the market's fractions now (10^18 = 1).
+    pub fraction_scale: i128,
+    /// Dynamic margin: the factor the ramp is heading to, and when the ramp started.
+    pub fraction_target: i128,
+    pub fraction_from: i128,
+    pub ramp_start_us: u64,
+    /// EWMA of squared index returns, as `fixed` bits (I32F96), and the last index it saw.
+    pub vol_ewma_bits: i128,
+    pub vol_last_index: i64,
+}
+
+/// Per-asset state that changes with events.
+#[derive(
+    Clone, PartialEq, Eq, Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+pub struct AssetState {
+    pub oracle: OracleState,
+    /// What the insurance fund holds of this asset after bad-debt sales.
+    pub insurance_holding: Native,
+    /// Totals for the conservation check.
+    pub deposited: i128,
+    pub withdrawn: i128,
+    /// Accounts whose cross bucket holds a non-zero balance of this (non-quote) asset
+    /// (derived; rebuilt after a snapshot load).
+    #[rkyv(with = rkyv::with::Skip)]
+    pub holders: BTreeSet<AccountId>,
+    /// Circuit breaker: recent (clock, index) prints within the window, oldest first.
+    pub recent: Vec<(u64, i64)>,
+    /// Circuit breaker: liquidations that depend on this asset wait until this time.
+    pub volatile_until_us: u64,
+}
+
+/// The state of the venue.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub venue: Venue,
+    pub assets: Vec<AssetState>,
+    pub markets: Vec<MarketState>,
+    /// Accounts in creation order; `account_index` maps ids to positions here.
+    pub accounts: Vec<Account>,
+    account_index: FxHashMap<AccountId, u32>,
+    /// The insurance fund's quote balance (may go negative, visibly).
+    pub insurance: Native,
+    pub fee_pool: Native,
+    /// Insurance top-ups, for the conservation check.
+    pub topups: i128,
+    /// The engine clock: the largest `ts` seen, microseconds.
+    pub clock_us: u64,
+    /// The last input sequence applied.
+    pub input_seq: u64,
+    /// The last output sequence written.
+    pub output_seq: u64,
+    /// Buckets in liquidation.
+    pub liquidating: BTreeSet<(AccountId, Slot)>,
+    /// Rank of each market's name among all market names (for the pass order).
+    pub market_rank: Vec<u16>,
+}
+
+impl State {
+    pub fn account_pos(&self, id: AccountId) -> Option<usize> {
+        self.account_index.get(&id).map(|&i| i as usize)
+    }
+
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        self.account_pos(id).map(|i| &self.accounts[i])
+    }
+
+    pub fn account_mut(&mut self, id: AccountId) -> Option<&mut Account> {
+        self.account_pos(id).map(move |i| &mut self.accounts[i])
+    }
+
+    /// The account, created empty if it does not exist yet.
+    pub fn account_or_create(&mut self, id: AccountId) -> &mut Account {
+        let i = match self.account_index.get(&id) {
+            Some(&i) => i as usize,
+            None => {
+                let i = self.accounts.len();
+                self.accounts.push(Account::new(id));
+                self.account_index.insert(id, i as u32);
+                i
+            }
+        };
+        &mut self.accounts[i]
+    }
+
+    pub fn bucket(&self, id: AccountId, slot: Slot) -> Option<&Bucket> {
+        self.account(id).and_then(|a| a.bucket(slot))
+    }
+
+    pub fn bucket_mut(&mut self, id: AccountId, slot: Slot) -> Option<&mut Bucket> {
+        self.account_mut(id).and_then(|a| a.bucket_mut(slot))
+    }
+
+    pub fn quote(&self) -> AssetId {
+        self.venue.quote.unwrap_or(AssetId(0))
+    }
+
+    pub fn quote_decimals(&self) -> u8 {
+        self.venue.quote_decimals()
+    }
+
+    /// Rebuilds the derived indices after the state was loaded from a snapshot.
+    pub fn rebuild_indices(&mut self) {
+        self.venue.rebuild_index();
+        self.account_index = self
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id, i as u32))
+            .collect();
+        self.rerank_markets();
+        self.rebuild_holders();
+    }
+
+    /// Recomputes the holder sets and the liquidating set from the accounts.
+    fn rebuild_holders(&mut self) {
+        let quote = self.quote();
+        for m in &mut self.markets {
+            m.holders.clear();
+        }
+        for a in &mut self.assets {
+            a.holders.clear();
+        }
+        self.liquidating.clear();
+        for acc in &self.accounts {
+            for slot in acc.slots() {
+                let Some(bucket) = acc.bucket(slot) else {
+                    continue;
+                };
+                for p in &bucket.positions {
+                    self.markets[p.market.index()]
+                        .holders
+                        .insert((acc.id, slot));
+                }
+                if bucket.is_liquidating() {
+                    self.liquidating.insert((acc.id, slot));
+                }
+            }
+            for (i, b) in acc.cross.balances.iter().enumerate() {
+                if b.0 != 0 && i != quote.index() {
+                    self.assets[i].holders.insert(acc.id);
+                }
+            }
+        }
+    }
+
+    /// Recomputes the name rank of every market (after a listing).
+    pub fn rerank_markets(&mut self) {
+        let mut ids: Vec<usize> = (0..self.venue.markets.len()).collect();
+        ids.sort_by_key(|&i| self.venue.markets[i].name);
+        self.market_rank = vec![0; ids.len()];
+        for (rank, i) in ids.into_iter().enumerate() {
+            self.market_rank[i] = rank as u16;
+        }
+    }
+
+    /// The order key of a bucket in liquidation passes: account id, then the cross bucket, then
+    /// isolated buckets by market name.
+    pub fn pass_key(&self, account: AccountId, slot: Slot) -> (AccountId, u32) {
+        match slot {
+            Slot::Cross => (account, 0),
+            Slot::Isolated(m) => (account, 1 + u32::from(self.market_rank[m.index()])),
+        }
+    }
+
+    /// The index of an asset in ticks of its price scale (quote: `None`, it is priced at 1).
+    pub fn index(&self, asset: AssetId) -> Option<i64> {
+        self.assets[asset.index()].oracle.index.map(|t| t.0)
+    }
+
+    /// True when the asset's fresh sources are fewer than its minimum at the current clock.
+    /// The quote asset is never stale.
+    pub fn is_stale(&self, asset: AssetId) -> bool {
+        match &self.venue.asset(asset).oracle {
+            None => false,
+            Some(cfg) => self.assets[asset.index()]
+                .oracle
+                .is_stale(cfg, self.clock_us),
+        }
+    }
+
+    /// The asset has never had an index (its markets cannot trade yet).
+    pub fn never_priced(&self, asset: AssetId) -> bool {
+        !self.venue.asset(asset).quote && self.assets[asset.index()].oracle.index.is_none()
+    }
+}
