@@ -12,7 +12,7 @@ use crate::num::Native;
 use crate::record::{Body, BucketName, Cause, Num, Record};
 use crate::reject::Reject;
 use crate::state::State;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// How the liquidation passes find the buckets a price or funding change may have moved.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,8 +32,9 @@ pub struct Engine {
     pub(crate) moved_markets: Vec<MarketId>,
     /// Assets whose index or parameters changed in the current event.
     pub(crate) moved_assets: Vec<AssetId>,
-    /// Buckets visited in the current event, for the margin-call check.
-    pub(crate) visited: BTreeSet<((AccountId, u32), Slot)>,
+    /// Buckets visited in the current event with their figures at the last visit (None when
+    /// unknown), for the margin-call check.
+    pub(crate) visited: BTreeMap<((AccountId, u32), Slot), Option<crate::health::Health>>,
     pub scan: ScanMode,
 }
 
@@ -60,7 +61,7 @@ impl Engine {
             dirty: Vec::with_capacity(64),
             moved_markets: Vec::new(),
             moved_assets: Vec::new(),
-            visited: BTreeSet::new(),
+            visited: BTreeMap::new(),
             scan: ScanMode::Naive,
         }
     }

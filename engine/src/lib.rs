@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod codec;
+pub mod demo;
 pub mod dynamic;
 pub mod engine;
 pub mod event;
@@ -17,12 +18,16 @@ pub mod health;
 pub mod ids;
 pub mod invariants;
 pub mod limits;
+pub mod lines;
 mod liquidation;
 pub mod num;
 pub mod oracle;
 pub mod record;
 pub mod reject;
 pub mod report;
+pub mod rng;
+pub mod run;
+pub mod scenario;
 pub mod state;
 pub mod venue;
 

@@ -34,9 +34,11 @@ impl Engine {
         loop {
             let mut changed = false;
             while let Some(entry) = pending.pop_first() {
-                self.visited.insert(entry);
                 self.dirty.clear();
-                let acted = self.visit(entry.0 .0, entry.1);
+                let (acted, health) = self.visit(entry.0 .0, entry.1);
+                // The figures stay valid unless the bucket changes again, and then it is visited
+                // again (every change marks it dirty), so the last visit's figures are current.
+                self.visited.insert(entry, if acted { None } else { health });
                 let dirtied = std::mem::take(&mut self.dirty);
                 for (acc, slot) in dirtied.iter().copied() {
                     let e = (self.state.pass_key(acc, slot), slot);
@@ -88,13 +90,21 @@ impl Engine {
         set
     }
 
-    /// Applies the first of rules 1-4 that holds; true when it acted.
-    fn visit(&mut self, account: AccountId, slot: Slot) -> bool {
+    /// Applies the first of rules 1-4 that holds; true when it acted. Returns the figures it
+    /// judged by.
+    fn visit(&mut self, account: AccountId, slot: Slot) -> (bool, Option<Health>) {
         let Some(bucket) = self.state.bucket(account, slot) else {
-            return false;
+            return (false, None);
         };
         let Ok(h) = self.state.bucket_health(bucket, &Overlay::default()) else {
             debug_assert!(false, "valuation overflow in a pass");
+            return (false, None);
+        };
+        (self.apply_rules(account, slot, &h), Some(h))
+    }
+
+    fn apply_rules(&mut self, account: AccountId, slot: Slot, h: &Health) -> bool {
+        let Some(bucket) = self.state.bucket(account, slot) else {
             return false;
         };
         let has_positions = bucket.has_positions();
@@ -103,7 +113,7 @@ impl Engine {
                 if !self.may_start_liquidation(account, slot) {
                     return false;
                 }
-                self.start_liquidation(account, slot, &h);
+                self.start_liquidation(account, slot, h);
                 true
             }
             Some(_) if !has_positions || h.health_le() >= 0 => {
@@ -195,17 +205,15 @@ impl Engine {
     /// Rule 6: a `margin_call` record once per crossing under the ratio, for visited buckets.
     fn margin_calls(&mut self) {
         let visited = std::mem::take(&mut self.visited);
-        for &(key, slot) in &visited {
+        for (&(key, slot), cached) in &visited {
             let account = key.0;
             let Some(bucket) = self.state.bucket(account, slot) else {
                 continue;
             };
             let under = match self.state.margin_call_ratio(bucket) {
                 None => None,
-                Some(ratio) => self
-                    .state
-                    .bucket_health(bucket, &Overlay::default())
-                    .ok()
+                Some(ratio) => cached
+                    .or_else(|| self.state.bucket_health(bucket, &Overlay::default()).ok())
                     .map(|h| (h, under_ratio(h.equity_maint, h.mm, ratio.0))),
             };
             let was = bucket.margin_called;

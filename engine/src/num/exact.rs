@@ -21,19 +21,116 @@ impl std::fmt::Display for Overflow {
 /// Largest power of ten an I256 holds (5.7e76).
 pub const EXACT_SCALE_MAX: u8 = 76;
 
+/// Powers of ten that fit an i128 (10^0 ..= 10^38).
+const POW10_I128: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// Powers of ten up to 10^76 as I256, built once.
+static POW10_WIDE: std::sync::LazyLock<[I256; 77]> = std::sync::LazyLock::new(|| {
+    let mut t = [I256::ONE; 77];
+    for i in 1..77 {
+        t[i] = t[i - 1] * I256::new(10);
+    }
+    t
+});
+
 /// `10^k` as I256 for `k <= 76`.
 pub fn pow10(k: u8) -> Result<I256, Overflow> {
-    if k > EXACT_SCALE_MAX {
-        return Err(Overflow);
+    POW10_WIDE.get(usize::from(k)).copied().ok_or(Overflow)
+}
+
+/// `10^k` as i128 for `k <= 38`.
+fn pow10_small(k: u8) -> Option<i128> {
+    POW10_I128.get(usize::from(k)).copied()
+}
+
+/// A mantissa: an i128 while it fits (the common case, and much faster), 256 bits beyond.
+#[derive(Clone, Copy, Debug)]
+enum Mant {
+    Small(i128),
+    Wide(I256),
+}
+
+impl Mant {
+    fn wide(self) -> I256 {
+        match self {
+            Mant::Small(v) => I256::from(v),
+            Mant::Wide(v) => v,
+        }
     }
-    // A table would be faster; exponentiation by squaring is 7 multiplications at most.
-    Ok(I256::new(10).pow(u32::from(k)))
+
+    /// Back to the small form when the value fits.
+    fn norm(v: I256) -> Mant {
+        match i128::try_from(v) {
+            Ok(s) => Mant::Small(s),
+            Err(_) => Mant::Wide(v),
+        }
+    }
+
+    fn add(self, o: Mant) -> Result<Mant, Overflow> {
+        if let (Mant::Small(a), Mant::Small(b)) = (self, o) {
+            if let Some(v) = a.checked_add(b) {
+                return Ok(Mant::Small(v));
+            }
+        }
+        Ok(Mant::norm(self.wide().checked_add(o.wide()).ok_or(Overflow)?))
+    }
+
+    fn mul(self, o: Mant) -> Result<Mant, Overflow> {
+        if let (Mant::Small(a), Mant::Small(b)) = (self, o) {
+            if let Some(v) = a.checked_mul(b) {
+                return Ok(Mant::Small(v));
+            }
+        }
+        Ok(Mant::norm(self.wide().checked_mul(o.wide()).ok_or(Overflow)?))
+    }
+
+    fn neg(self) -> Result<Mant, Overflow> {
+        match self {
+            Mant::Small(v) => match v.checked_neg() {
+                Some(n) => Ok(Mant::Small(n)),
+                None => Ok(Mant::Wide(-I256::from(v))),
+            },
+            Mant::Wide(v) => Ok(Mant::norm(v.checked_neg().ok_or(Overflow)?)),
+        }
+    }
+
+    fn scale_up(self, k: u8) -> Result<Mant, Overflow> {
+        if k == 0 {
+            return Ok(self);
+        }
+        match pow10_small(k) {
+            Some(f) => self.mul(Mant::Small(f)),
+            None => self.mul(Mant::Wide(pow10(k)?)),
+        }
+    }
+
+    fn signum(self) -> i32 {
+        match self {
+            Mant::Small(v) => v.signum() as i32,
+            Mant::Wide(v) => v.signum().as_i32(),
+        }
+    }
+
+    fn cmp(self, o: Mant) -> Ordering {
+        match (self, o) {
+            (Mant::Small(a), Mant::Small(b)) => a.cmp(&b),
+            _ => self.wide().cmp(&o.wide()),
+        }
+    }
 }
 
 /// An exact rational `m / 10^scale`.
 #[derive(Clone, Copy, Debug)]
 pub struct Exact {
-    m: I256,
+    m: Mant,
     scale: u8,
 }
 
@@ -50,14 +147,14 @@ pub enum Round {
 
 impl Exact {
     pub const ZERO: Exact = Exact {
-        m: I256::ZERO,
+        m: Mant::Small(0),
         scale: 0,
     };
 
     /// `v / 10^scale`.
     pub fn new(v: i128, scale: u8) -> Exact {
         Exact {
-            m: I256::from(v),
+            m: Mant::Small(v),
             scale,
         }
     }
@@ -68,7 +165,7 @@ impl Exact {
     }
 
     pub fn mantissa(&self) -> I256 {
-        self.m
+        self.m.wide()
     }
 
     pub fn scale(&self) -> u8 {
@@ -76,52 +173,48 @@ impl Exact {
     }
 
     pub fn signum(&self) -> i32 {
-        self.m.signum().as_i32()
+        self.m.signum()
     }
 
     pub fn is_negative(&self) -> bool {
-        self.m < I256::ZERO
+        self.signum() < 0
     }
 
     pub fn is_positive(&self) -> bool {
-        self.m > I256::ZERO
+        self.signum() > 0
     }
 
     pub fn is_zero(&self) -> bool {
-        self.m == I256::ZERO
+        self.signum() == 0
     }
 
     /// The same value at a larger scale.
     pub fn rescale(self, scale: u8) -> Result<Exact, Overflow> {
         debug_assert!(scale >= self.scale);
-        let factor = pow10(scale - self.scale)?;
+        if scale > EXACT_SCALE_MAX {
+            return Err(Overflow);
+        }
         Ok(Exact {
-            m: self.m.checked_mul(factor).ok_or(Overflow)?,
+            m: self.m.scale_up(scale - self.scale)?,
             scale,
         })
     }
 
-    fn aligned(self, other: Exact) -> Result<(I256, I256, u8), Overflow> {
+    fn aligned(self, other: Exact) -> Result<(Mant, Mant, u8), Overflow> {
+        if self.scale == other.scale {
+            return Ok((self.m, other.m, self.scale));
+        }
         let scale = self.scale.max(other.scale);
-        let a = self.rescale(scale)?;
-        let b = other.rescale(scale)?;
-        Ok((a.m, b.m, scale))
+        Ok((self.rescale(scale)?.m, other.rescale(scale)?.m, scale))
     }
 
     pub fn plus(self, other: Exact) -> Result<Exact, Overflow> {
         let (a, b, scale) = self.aligned(other)?;
-        Ok(Exact {
-            m: a.checked_add(b).ok_or(Overflow)?,
-            scale,
-        })
+        Ok(Exact { m: a.add(b)?, scale })
     }
 
     pub fn minus(self, other: Exact) -> Result<Exact, Overflow> {
-        let (a, b, scale) = self.aligned(other)?;
-        Ok(Exact {
-            m: a.checked_sub(b).ok_or(Overflow)?,
-            scale,
-        })
+        self.plus(other.negate()?)
     }
 
     pub fn times(self, other: Exact) -> Result<Exact, Overflow> {
@@ -130,14 +223,14 @@ impl Exact {
             return Err(Overflow);
         }
         Ok(Exact {
-            m: self.m.checked_mul(other.m).ok_or(Overflow)?,
+            m: self.m.mul(other.m)?,
             scale,
         })
     }
 
     pub fn negate(self) -> Result<Exact, Overflow> {
         Ok(Exact {
-            m: self.m.checked_neg().ok_or(Overflow)?,
+            m: self.m.neg()?,
             scale: self.scale,
         })
     }
@@ -150,16 +243,14 @@ impl Exact {
         }
     }
 
-    /// Divides by a positive integer exactly when possible at a larger scale: `x / 2` is `5x/10`.
-    /// Only powers of 2 and 5 keep the value exact; others are refused by the type system of use
-    /// (callers only halve).
+    /// Half of the value, exactly: `x / 2` is `5x / 10`.
     pub fn half(self) -> Result<Exact, Overflow> {
         let scale = self.scale.checked_add(1).ok_or(Overflow)?;
         if scale > EXACT_SCALE_MAX {
             return Err(Overflow);
         }
         Ok(Exact {
-            m: self.m.checked_mul(I256::new(5)).ok_or(Overflow)?,
+            m: self.m.mul(Mant::Small(5))?,
             scale,
         })
     }
@@ -183,18 +274,22 @@ impl Exact {
     /// Exact comparison.
     pub fn cmp_exact(self, other: Exact) -> Result<Ordering, Overflow> {
         let (a, b, _) = self.aligned(other)?;
-        Ok(a.cmp(&b))
+        Ok(a.cmp(b))
     }
 
     /// The value in units of `10^-decimals`, rounded once in the given direction.
     pub fn round(self, decimals: u8, mode: Round) -> Result<i128, Overflow> {
-        let v = if decimals >= self.scale {
-            self.m
-                .checked_mul(pow10(decimals - self.scale)?)
-                .ok_or(Overflow)?
-        } else {
-            div_round(self.m, pow10(self.scale - decimals)?, mode)?
-        };
+        if decimals >= self.scale {
+            return match self.m.scale_up(decimals - self.scale)? {
+                Mant::Small(v) => Ok(v),
+                Mant::Wide(_) => Err(Overflow),
+            };
+        }
+        let k = self.scale - decimals;
+        if let (Mant::Small(n), Some(d)) = (self.m, pow10_small(k)) {
+            return Ok(div_round_small(n, d, mode));
+        }
+        let v = div_round(self.m.wide(), pow10(k)?, mode)?;
         i128::try_from(v).map_err(|_| Overflow)
     }
 
@@ -211,10 +306,34 @@ impl Exact {
     }
 }
 
+/// `n / d` for `d > 0` in i128, rounded; u64 division when both fit (the common case).
+fn div_round_small(n: i128, d: i128, mode: Round) -> i128 {
+    let (q, r) = if n.unsigned_abs() <= u128::from(u64::MAX) && d <= i128::from(u64::MAX) {
+        let (a, b) = (n.unsigned_abs() as u64, d as u64);
+        let (q, r) = ((a / b) as i128, (a % b) as i128);
+        if n < 0 {
+            (-q, -r)
+        } else {
+            (q, r)
+        }
+    } else {
+        (n / d, n % d)
+    };
+    match mode {
+        Round::Trunc => q,
+        Round::Floor if r < 0 => q - 1,
+        Round::Ceil if r > 0 => q + 1,
+        _ => q,
+    }
+}
+
 /// `n / d` for `d > 0`, rounded in the given direction.
 pub fn div_round(n: I256, d: I256, mode: Round) -> Result<I256, Overflow> {
     if d <= I256::ZERO {
         return Err(Overflow);
+    }
+    if let (Ok(ns), Ok(ds)) = (i128::try_from(n), i128::try_from(d)) {
+        return Ok(I256::from(div_round_small(ns, ds, mode)));
     }
     let q = n.checked_div(d).ok_or(Overflow)?; // truncates toward zero
     let r = n - q * d;
@@ -228,6 +347,12 @@ pub fn div_round(n: I256, d: I256, mode: Round) -> Result<I256, Overflow> {
 
 /// `a * b / d` with one rounding, for integers (shares, proportional splits).
 pub fn mul_div(a: i128, b: i128, d: i128, mode: Round) -> Result<i128, Overflow> {
+    if d <= 0 {
+        return Err(Overflow);
+    }
+    if let Some(n) = a.checked_mul(b) {
+        return Ok(div_round_small(n, d, mode));
+    }
     let n = I256::from(a).checked_mul(I256::from(b)).ok_or(Overflow)?;
     let q = div_round(n, I256::from(d), mode)?;
     i128::try_from(q).map_err(|_| Overflow)
@@ -261,6 +386,8 @@ mod tests {
     fn overflow_is_reported() {
         let big = Exact::new(i128::MAX, 0);
         let sq = big.times(big).unwrap();
+        assert_eq!(sq.cmp_exact(big), Ok(Ordering::Greater));
+        assert_eq!(sq.minus(sq).unwrap().floor(0), Ok(0));
         assert_eq!(sq.floor(0), Err(Overflow));
         assert!(sq.times(big).is_err());
         assert!(Exact::new(1, 70).times(Exact::new(1, 10)).is_err());
@@ -281,5 +408,47 @@ mod tests {
         assert_eq!(mul_div(-7, 3, 2, Round::Trunc), Ok(-10));
         assert_eq!(mul_div(7, 3, 2, Round::Ceil), Ok(11));
         assert_eq!(mul_div(i128::MAX, 4, 2, Round::Trunc), Err(Overflow));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The reference: the same operation done in 256 bits only.
+    fn wide_round(n: I256, scale: u8, decimals: u8, mode: Round) -> Option<i128> {
+        let v = if decimals >= scale {
+            n.checked_mul(pow10(decimals - scale).ok()?)?
+        } else {
+            let d = pow10(scale - decimals).ok()?;
+            let q = n / d;
+            let r = n - q * d;
+            match mode {
+                Round::Trunc => q,
+                Round::Floor if r < I256::ZERO => q - 1,
+                Round::Ceil if r > I256::ZERO => q + 1,
+                _ => q,
+            }
+        };
+        i128::try_from(v).ok()
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_matches_wide(a in any::<i64>(), b in any::<i64>(), c in any::<i128>(),
+                                  sa in 0u8..20, sb in 0u8..20, d in 0u8..24) {
+            let x = Exact::new(i128::from(a), sa);
+            let y = Exact::new(i128::from(b), sb);
+            let z = Exact::new(c, sa);
+            let p = x.times(y).unwrap();
+            let wide = I256::from(a) * I256::from(b);
+            for mode in [Round::Floor, Round::Ceil, Round::Trunc] {
+                prop_assert_eq!(p.round(d, mode).ok(), wide_round(wide, sa + sb, d, mode));
+            }
+            let s = x.plus(z).unwrap();
+            let ws = I256::from(a) + I256::from(c);
+            prop_assert_eq!(s.floor(d).ok(), wide_round(ws, sa, d, Round::Floor));
+        }
     }
 }
