@@ -91,10 +91,16 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                Line::Text { number: 1, text: "ab".into() },
+                Line::Text {
+                    number: 1,
+                    text: "ab".into()
+                },
                 Line::TooLong { number: 2, len: 10 },
                 Line::NotUtf8 { number: 3 },
-                Line::Text { number: 4, text: "last".into() },
+                Line::Text {
+                    number: 4,
+                    text: "last".into()
+                },
             ]
         );
     }
@@ -102,6 +108,12 @@ mod tests {
     #[test]
     fn empty_input_has_no_lines() {
         assert!(all(b"", 5).is_empty());
-        assert_eq!(all(b"\n", 5), vec![Line::Text { number: 1, text: String::new() }]);
+        assert_eq!(
+            all(b"\n", 5),
+            vec![Line::Text {
+                number: 1,
+                text: String::new()
+            }]
+        );
     }
 }

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "margin-engine", version, about = "Deterministic derivative margin engine")]
+#[command(
+    name = "margin-engine",
+    version,
+    about = "Deterministic derivative margin engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,6 +37,20 @@ enum Command {
         /// Where to write the final state report (JSON).
         #[arg(long)]
         state: Option<PathBuf>,
+    },
+    /// Write a generated scenario's events as JSON Lines (deterministic for a seed).
+    Generate {
+        #[arg(long, default_value_t = 100)]
+        accounts: u32,
+        #[arg(long, default_value_t = 1_000)]
+        events: u64,
+        #[arg(long, default_value_t = 3)]
+        markets: u8,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Simulated hours the events span.
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
     },
     /// Run the built-in default scenario (no arguments needed) and print what happened.
     Demo {
@@ -56,8 +74,33 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { input, outputs, state } => run(&input, outputs.as_deref(), state.as_deref()),
-        Command::Demo { accounts, events, seed } => demo(accounts, events, seed),
+        Command::Run {
+            input,
+            outputs,
+            state,
+        } => run(&input, outputs.as_deref(), state.as_deref()),
+        Command::Demo {
+            accounts,
+            events,
+            seed,
+        } => demo(accounts, events, seed),
+        Command::Generate {
+            accounts,
+            events,
+            markets,
+            seed,
+            hours,
+        } => {
+            let cfg = ScenarioConfig {
+                seed,
+                accounts,
+                events,
+                markets,
+                hours,
+                ..ScenarioConfig::default()
+            };
+            generate(cfg)
+        }
     }
 }
 
@@ -115,14 +158,43 @@ fn run(input: &str, outputs: Option<&str>, state: Option<&std::path::Path>) -> E
     ExitCode::SUCCESS
 }
 
+fn generate(cfg: ScenarioConfig) -> ExitCode {
+    let mut out = BufWriter::new(io::stdout().lock());
+    for input in margin_engine::scenario::Scenario::new(cfg) {
+        let line = margin_engine::codec::input_line(&input);
+        if writeln!(out, "{line}").is_err() {
+            return fail("cannot write to standard output");
+        }
+    }
+    if out.flush().is_err() {
+        return fail("cannot write to standard output");
+    }
+    ExitCode::SUCCESS
+}
+
 fn demo(accounts: u32, events: u64, seed: u64) -> ExitCode {
-    let cfg = ScenarioConfig { seed, accounts, events, ..ScenarioConfig::default() };
-    eprintln!("margin-engine demo: generating {events} events over {accounts} accounts (seed {seed})...");
+    let cfg = ScenarioConfig {
+        seed,
+        accounts,
+        events,
+        ..ScenarioConfig::default()
+    };
+    eprintln!(
+        "margin-engine demo: generating {events} events over {accounts} accounts (seed {seed})..."
+    );
     let (_engine, s) = run_demo(cfg, |_| {});
     let h = &s.latency_ns;
     println!("inputs applied       {}", s.inputs);
-    println!("accepted / rejected  {} / {}", s.accepted, s.inputs - s.accepted);
-    println!("throughput           {:.0} events/s ({:.2} s)", s.inputs as f64 / s.seconds, s.seconds);
+    println!(
+        "accepted / rejected  {} / {}",
+        s.accepted,
+        s.inputs - s.accepted
+    );
+    println!(
+        "throughput           {:.0} events/s ({:.2} s)",
+        s.inputs as f64 / s.seconds,
+        s.seconds
+    );
     println!(
         "apply latency (ns)   p50 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",
         h.value_at_quantile(0.5),
@@ -132,7 +204,10 @@ fn demo(accounts: u32, events: u64, seed: u64) -> ExitCode {
         h.max()
     );
     println!("accounts             {}", s.accounts);
-    println!("insurance fund       {} -> {}", s.insurance_start, s.insurance_end);
+    println!(
+        "insurance fund       {} -> {}",
+        s.insurance_start, s.insurance_end
+    );
     println!("records by type:");
     for (k, v) in &s.records {
         println!("  {k:<22} {v}");

@@ -56,6 +56,8 @@ impl Rng {
 mod tests {
     use super::*;
 
+    const PINNED_FIRST: u64 = 7_960_286_522_194_355_700;
+
     #[test]
     fn same_seed_same_numbers() {
         let mut a = Rng::new(7);
@@ -64,7 +66,7 @@ mod tests {
             assert_eq!(a.next_u64(), b.next_u64());
         }
         // A fixed value pins the algorithm: changing it would change every generated stream.
-        assert_eq!(Rng::new(0).next_u64(), 0x2487_5ec7_ebbd_ce2c ^ 0x2487_5ec7_ebbd_ce2c ^ Rng::new(0).next_u64());
+        assert_eq!(Rng::new(0).next_u64(), PINNED_FIRST);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! rejection naming the line and the problem and never reach the state machine; every other
 //! line is applied and its records written out.
 
-use crate::codec::{parse_input, write_record, LINE_LEN_MAX};
 use crate::codec::json_out::write_json_str;
+use crate::codec::{parse_input, write_record, LINE_LEN_MAX};
 use crate::engine::Engine;
 use crate::event::Input;
 use crate::lines::{BoundedLines, Line};
@@ -42,7 +42,10 @@ pub fn next_parsed<R: BufRead>(lines: &mut BoundedLines<R>) -> io::Result<Option
     Ok(lines.next_line()?.map(|line| match line {
         Line::Text { number, text } => match parse_input(&text) {
             Ok(input) => Parsed::Input(input),
-            Err(e) => Parsed::Malformed { line: number, detail: e.0 },
+            Err(e) => Parsed::Malformed {
+                line: number,
+                detail: e.0,
+            },
         },
         Line::TooLong { number, len } => Parsed::Malformed {
             line: number,
@@ -57,14 +60,19 @@ pub fn next_parsed<R: BufRead>(lines: &mut BoundedLines<R>) -> io::Result<Option
 
 /// The `malformed` answer for a line that never reached the journal (it has no seq).
 pub fn malformed_line(line: u64, detail: &str) -> String {
-    let mut s = format!("{{\"type\":\"rejected\",\"reason\":\"malformed\",\"line\":{line},\"detail\":");
+    let mut s =
+        format!("{{\"type\":\"rejected\",\"reason\":\"malformed\",\"line\":{line},\"detail\":");
     write_json_str(&mut s, detail);
     s.push('}');
     s
 }
 
 /// Runs a whole stream in memory, writing records (and malformed answers) to `out`.
-pub fn run_in_memory<R: BufRead, W: Write>(engine: &mut Engine, input: R, mut out: Option<&mut W>) -> io::Result<RunSummary> {
+pub fn run_in_memory<R: BufRead, W: Write>(
+    engine: &mut Engine,
+    input: R,
+    mut out: Option<&mut W>,
+) -> io::Result<RunSummary> {
     let mut lines = BoundedLines::new(input, LINE_LEN_MAX);
     let mut summary = RunSummary::default();
     let mut buf = String::with_capacity(4096);

@@ -8,8 +8,8 @@
 
 use crate::engine::Engine;
 use crate::event::{
-    AssetParams, AssetSpec, Event, FillSpec, Input, MarketParams, MarketSpec, OracleSpec, OrderSpec,
-    TierSpec,
+    AssetParams, AssetSpec, Event, FillSpec, Input, MarketParams, MarketSpec, OracleSpec,
+    OrderSpec, TierSpec,
 };
 use crate::ids::{AccountId, OrderId, Side, Symbol};
 use crate::num::Dec;
@@ -62,18 +62,114 @@ struct AssetDef {
 }
 
 const ASSETS: [AssetDef; 12] = [
-    AssetDef { name: "BTC", decimals: 8, price_decimals: 2, start_ticks: 6_500_000, weights: (800, 900), size_decimals: 4, fractions: (100, 50) },
-    AssetDef { name: "ETH", decimals: 8, price_decimals: 2, start_ticks: 320_000, weights: (750, 850), size_decimals: 3, fractions: (100, 50) },
-    AssetDef { name: "SOL", decimals: 9, price_decimals: 4, start_ticks: 1_500_000, weights: (600, 700), size_decimals: 1, fractions: (150, 75) },
-    AssetDef { name: "AVAX", decimals: 8, price_decimals: 3, start_ticks: 35_000, weights: (0, 0), size_decimals: 1, fractions: (200, 100) },
-    AssetDef { name: "LINK", decimals: 8, price_decimals: 3, start_ticks: 15_000, weights: (0, 0), size_decimals: 1, fractions: (200, 100) },
-    AssetDef { name: "DOGE", decimals: 8, price_decimals: 5, start_ticks: 15_000, weights: (0, 0), size_decimals: 0, fractions: (200, 100) },
-    AssetDef { name: "ARB", decimals: 8, price_decimals: 4, start_ticks: 12_000, weights: (0, 0), size_decimals: 0, fractions: (250, 125) },
-    AssetDef { name: "OP", decimals: 8, price_decimals: 4, start_ticks: 25_000, weights: (0, 0), size_decimals: 0, fractions: (250, 125) },
-    AssetDef { name: "SUI", decimals: 8, price_decimals: 4, start_ticks: 18_000, weights: (0, 0), size_decimals: 0, fractions: (250, 125) },
-    AssetDef { name: "APT", decimals: 8, price_decimals: 3, start_ticks: 9_000, weights: (0, 0), size_decimals: 1, fractions: (250, 125) },
-    AssetDef { name: "INJ", decimals: 8, price_decimals: 3, start_ticks: 25_000, weights: (0, 0), size_decimals: 1, fractions: (250, 125) },
-    AssetDef { name: "TIA", decimals: 8, price_decimals: 3, start_ticks: 8_000, weights: (0, 0), size_decimals: 1, fractions: (250, 125) },
+    AssetDef {
+        name: "BTC",
+        decimals: 8,
+        price_decimals: 2,
+        start_ticks: 6_500_000,
+        weights: (800, 900),
+        size_decimals: 4,
+        fractions: (100, 50),
+    },
+    AssetDef {
+        name: "ETH",
+        decimals: 8,
+        price_decimals: 2,
+        start_ticks: 320_000,
+        weights: (750, 850),
+        size_decimals: 3,
+        fractions: (100, 50),
+    },
+    AssetDef {
+        name: "SOL",
+        decimals: 9,
+        price_decimals: 4,
+        start_ticks: 1_500_000,
+        weights: (600, 700),
+        size_decimals: 1,
+        fractions: (150, 75),
+    },
+    AssetDef {
+        name: "AVAX",
+        decimals: 8,
+        price_decimals: 3,
+        start_ticks: 35_000,
+        weights: (0, 0),
+        size_decimals: 1,
+        fractions: (200, 100),
+    },
+    AssetDef {
+        name: "LINK",
+        decimals: 8,
+        price_decimals: 3,
+        start_ticks: 15_000,
+        weights: (0, 0),
+        size_decimals: 1,
+        fractions: (200, 100),
+    },
+    AssetDef {
+        name: "DOGE",
+        decimals: 8,
+        price_decimals: 5,
+        start_ticks: 15_000,
+        weights: (0, 0),
+        size_decimals: 0,
+        fractions: (200, 100),
+    },
+    AssetDef {
+        name: "ARB",
+        decimals: 8,
+        price_decimals: 4,
+        start_ticks: 12_000,
+        weights: (0, 0),
+        size_decimals: 0,
+        fractions: (250, 125),
+    },
+    AssetDef {
+        name: "OP",
+        decimals: 8,
+        price_decimals: 4,
+        start_ticks: 25_000,
+        weights: (0, 0),
+        size_decimals: 0,
+        fractions: (250, 125),
+    },
+    AssetDef {
+        name: "SUI",
+        decimals: 8,
+        price_decimals: 4,
+        start_ticks: 18_000,
+        weights: (0, 0),
+        size_decimals: 0,
+        fractions: (250, 125),
+    },
+    AssetDef {
+        name: "APT",
+        decimals: 8,
+        price_decimals: 3,
+        start_ticks: 9_000,
+        weights: (0, 0),
+        size_decimals: 1,
+        fractions: (250, 125),
+    },
+    AssetDef {
+        name: "INJ",
+        decimals: 8,
+        price_decimals: 3,
+        start_ticks: 25_000,
+        weights: (0, 0),
+        size_decimals: 1,
+        fractions: (250, 125),
+    },
+    AssetDef {
+        name: "TIA",
+        decimals: 8,
+        price_decimals: 3,
+        start_ticks: 8_000,
+        weights: (0, 0),
+        size_decimals: 1,
+        fractions: (250, 125),
+    },
 ];
 
 /// Oracle sources per asset.
@@ -85,6 +181,8 @@ const LIQUIDATORS: u64 = 3;
 const MAKER_BASE: u64 = 1;
 const LIQUIDATOR_BASE: u64 = MAKER_BASE + MAKERS;
 const TRADER_BASE: u64 = LIQUIDATOR_BASE + LIQUIDATORS;
+/// Auction length of the scenario's markets.
+const AUCTION_US: u64 = 30_000_000;
 
 fn sym(s: &str) -> Symbol {
     Symbol::new(s).expect("scenario names are valid")
@@ -117,7 +215,12 @@ pub struct Scenario {
     vol_permille: i64,
     /// Resting orders to cancel later.
     cancels: VecDeque<(u64, u64)>,
+    /// Crash steps still to come, and each step's fall in basis points.
+    crash_steps_left: u32,
 }
+
+/// The crash falls in this many oracle ticks of each crashed asset.
+const CRASH_STEPS: u32 = 12;
 
 impl Scenario {
     pub fn new(cfg: ScenarioConfig) -> Scenario {
@@ -128,7 +231,10 @@ impl Scenario {
         Scenario {
             rng: Rng::new(cfg.seed),
             prices: ASSETS[..markets].iter().map(|a| a.start_ticks).collect(),
-            cfg: ScenarioConfig { markets: markets as u8, ..cfg },
+            cfg: ScenarioConfig {
+                markets: markets as u8,
+                ..cfg
+            },
             shadow: Engine::new(),
             queue: VecDeque::new(),
             bids: Vec::new(),
@@ -140,6 +246,7 @@ impl Scenario {
             next_hour_us: 1_000_000 + 3_600_000_000,
             vol_permille: 2,
             cancels: VecDeque::new(),
+            crash_steps_left: 0,
         }
     }
 
@@ -167,7 +274,10 @@ impl Scenario {
         let records = self.shadow.apply(&input);
         let mut started = Vec::new();
         for r in records {
-            if let Body::LiquidationStarted { account, bucket: _, .. } = &r.body {
+            if let Body::LiquidationStarted {
+                account, bucket: _, ..
+            } = &r.body
+            {
                 started.push(account.0);
             }
         }
@@ -237,7 +347,7 @@ impl Scenario {
                 funding_rate_cap: Some(dec(1, 2)),
                 liq_discount_start: Some(dec(5, 3)),
                 liq_discount_max: Some(dec(3, 2)),
-                liq_auction_us: Some(30_000_000),
+                liq_auction_us: Some(AUCTION_US),
                 liq_if_fee: Some(dec(5, 3)),
                 liq_min_notional: Some(dec(50, 0)),
                 margin_call: Some(dec(125, 2)),
@@ -299,25 +409,25 @@ impl Scenario {
         }
     }
 
-    /// One step of the random walk of asset `i`, with the crash and volatility bursts.
+    /// One step of the random walk of asset `i`, with volatility bursts.
     fn move_price(&mut self, i: usize) {
-        let crash_start = self.cfg.events * u64::from(self.cfg.crash_at_permille) / 1000;
-        let crash_len = (self.cfg.events / 50).max(20);
-        let in_crash = self.emitted >= crash_start && self.emitted < crash_start + crash_len;
         let p = self.prices[i];
-        if in_crash && i < 3 {
-            // The crashed assets fall `crash_depth_bps` over the crash window, tick by tick.
-            let ticks_in_window = (crash_len / 7 / self.markets() as u64).max(1) as i64;
-            let fall = p * i64::from(self.cfg.crash_depth_bps) / 10_000 / ticks_in_window;
-            self.prices[i] = (p - fall.max(1)).max(1);
-            self.vol_permille = 8;
-            return;
-        }
         if self.rng.chance(2) {
             self.vol_permille = if self.vol_permille > 2 { 2 } else { 6 };
         }
         let step = (p * self.vol_permille / 1000).max(1);
         self.prices[i] = (p + self.rng.range(-step, step)).max(1);
+    }
+
+    /// One step of the crash: the first three assets fall together.
+    fn crash_step(&mut self) {
+        self.crash_steps_left -= 1;
+        let per_step_bps = i64::from(self.cfg.crash_depth_bps / CRASH_STEPS);
+        for i in 0..3.min(self.markets()) {
+            let p = self.prices[i];
+            self.prices[i] = (p - p * per_step_bps / 10_000).max(1);
+            self.push_prices(i);
+        }
     }
 
     fn funding(&mut self) {
@@ -352,16 +462,30 @@ impl Scenario {
             .state
             .account(AccountId(taker))
             .map_or(0, |acc| acc.cross.balance(crate::ids::AssetId(0)).0);
-        let leverage = self.rng.range(1, 12) as i128;
-        let notional_native = (equity * leverage / 10).max(10_000_000);
+        // Most traders run 1-3x; a few push toward the 10x the margin allows.
+        let leverage = if self.rng.chance(150) {
+            self.rng.range(5, 10)
+        } else {
+            self.rng.range(1, 3)
+        } as i128;
+        let notional_native = (equity * leverage / 4).max(10_000_000);
         let price = self.prices[m];
         // lots = notional / price, in the market's size and price units.
-        let lots = notional_native * 10i128.pow(u32::from(a.size_decimals) + u32::from(a.price_decimals))
+        let lots = notional_native
+            * 10i128.pow(u32::from(a.size_decimals) + u32::from(a.price_decimals))
             / (i128::from(price) * 1_000_000);
         let lots = lots.clamp(1, 1_000_000_000) as i64;
-        let side = if self.rng.chance(500) { Side::Buy } else { Side::Sell };
+        let side = if self.rng.chance(500) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
         let slip = (price / 2000).max(1);
-        let limit = if side == Side::Buy { price + slip } else { price - slip };
+        let limit = if side == Side::Buy {
+            price + slip
+        } else {
+            price - slip
+        };
         let order = self.next_order_id(taker);
         self.push(Event::Order(OrderSpec {
             account: AccountId(taker),
@@ -382,7 +506,9 @@ impl Scenario {
         }
         let maker = MAKER_BASE + self.rng.below(MAKERS);
         let fill_price = price + self.rng.range(-slip, slip);
-        let fee = i128::from(lots) * i128::from(fill_price) / 10i128.pow(u32::from(a.size_decimals) + u32::from(a.price_decimals)) * 5;
+        let fee = i128::from(lots) * i128::from(fill_price)
+            / 10i128.pow(u32::from(a.size_decimals) + u32::from(a.price_decimals))
+            * 5;
         self.clock_us += 1;
         self.push(Event::Fill(FillSpec {
             market: sym(&format!("{}-PERP", a.name)),
@@ -404,9 +530,17 @@ impl Scenario {
         let m = self.rng.below(self.markets() as u64) as usize;
         let a = &ASSETS[m];
         let price = self.prices[m];
-        let side = if self.rng.chance(500) { Side::Buy } else { Side::Sell };
+        let side = if self.rng.chance(500) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
         let away = price / 50;
-        let limit = if side == Side::Buy { price - away } else { price + away };
+        let limit = if side == Side::Buy {
+            price - away
+        } else {
+            price + away
+        };
         let order = self.next_order_id(account);
         self.push(Event::Order(OrderSpec {
             account: AccountId(account),
@@ -443,41 +577,66 @@ impl Scenario {
         }
     }
 
-    /// Liquidators bid on a bucket that started liquidation, a few events later.
+    /// Liquidators bid on a bucket that started liquidation, within its auction.
     fn schedule_bids(&mut self, account: u64) {
-        let Some(acc) = self.shadow.state.account(AccountId(account)) else { return };
-        let markets: Vec<usize> = acc.cross.positions.iter().map(|p| p.market.index()).collect();
+        let Some(acc) = self.shadow.state.account(AccountId(account)) else {
+            return;
+        };
+        let markets: Vec<usize> = acc
+            .cross
+            .positions
+            .iter()
+            .map(|p| p.market.index())
+            .collect();
         for m in markets {
-            let liquidator = LIQUIDATOR_BASE + self.rng.below(LIQUIDATORS);
-            let delay = self.rng.range(1, 40) as u64;
-            self.bids.push((self.emitted + delay, liquidator, account, m));
+            self.schedule_bid(account, m);
         }
+    }
+
+    fn schedule_bid(&mut self, account: u64, m: usize) {
+        let liquidator = LIQUIDATOR_BASE + self.rng.below(LIQUIDATORS);
+        let auction_steps = (AUCTION_US / self.step_us).max(1);
+        let delay = 1 + self.rng.below((auction_steps / 3).max(1));
+        self.bids
+            .push((self.emitted + delay, liquidator, account, m));
     }
 
     fn due_bids(&mut self) {
         let now = self.emitted;
-        let due: Vec<(u64, u64, u64, usize)> = self.bids.iter().copied().filter(|b| b.0 <= now).collect();
+        let due: Vec<(u64, u64, u64, usize)> =
+            self.bids.iter().copied().filter(|b| b.0 <= now).collect();
         self.bids.retain(|b| b.0 > now);
         for (_, liquidator, account, m) in due {
             let a = &ASSETS[m];
+            let market = crate::ids::MarketId(m as u16);
             let size = self
                 .shadow
                 .state
                 .account(AccountId(account))
-                .and_then(|acc| acc.cross.position(crate::ids::MarketId(m as u16)))
+                .and_then(|acc| acc.cross.position(market))
                 .map_or(0, |p| p.size.0.abs());
             if size == 0 {
                 continue;
             }
-            // Half the position, or all of it when it is small; the engine may refuse a bid that
-            // is larger than the liquidation needs, as it would a real liquidator's.
-            let bid = if size < 20 { size } else { size / 2 };
+            // A quarter of the position at a time (all of it when small); the engine refuses a
+            // bid larger than the liquidation needs, as it would a real liquidator's.
+            let bid = if size < 8 { size } else { size / 4 };
             self.push(Event::Liquidate {
                 liquidator: AccountId(liquidator),
                 account: AccountId(account),
                 market: sym(&format!("{}-PERP", a.name)),
                 size: dec(i128::from(bid), a.size_decimals),
             });
+            let still = self
+                .shadow
+                .state
+                .account(AccountId(account))
+                .is_some_and(|acc| {
+                    acc.cross.is_liquidating() && acc.cross.position(market).is_some()
+                });
+            if still {
+                self.schedule_bid(account, m);
+            }
         }
     }
 
@@ -490,6 +649,14 @@ impl Scenario {
             self.funding();
         }
         self.due_bids();
+        let crash_start = self.cfg.events * u64::from(self.cfg.crash_at_permille) / 1000;
+        if self.emitted == crash_start && self.cfg.crash_at_permille < 1000 {
+            self.crash_steps_left = CRASH_STEPS;
+        }
+        if self.crash_steps_left > 0 && self.emitted % 3 == 0 {
+            self.crash_step();
+            return;
+        }
         let r = self.rng.below(1000);
         if r < 50 {
             let i = self.rng.below(self.markets() as u64) as usize;

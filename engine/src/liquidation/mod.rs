@@ -38,7 +38,8 @@ impl Engine {
                 let (acted, health) = self.visit(entry.0 .0, entry.1);
                 // The figures stay valid unless the bucket changes again, and then it is visited
                 // again (every change marks it dirty), so the last visit's figures are current.
-                self.visited.insert(entry, if acted { None } else { health });
+                self.visited
+                    .insert(entry, if acted { None } else { health });
                 let dirtied = std::mem::take(&mut self.dirty);
                 for (acc, slot) in dirtied.iter().copied() {
                     let e = (self.state.pass_key(acc, slot), slot);

@@ -80,7 +80,9 @@ impl Mant {
                 return Ok(Mant::Small(v));
             }
         }
-        Ok(Mant::norm(self.wide().checked_add(o.wide()).ok_or(Overflow)?))
+        Ok(Mant::norm(
+            self.wide().checked_add(o.wide()).ok_or(Overflow)?,
+        ))
     }
 
     fn mul(self, o: Mant) -> Result<Mant, Overflow> {
@@ -89,7 +91,9 @@ impl Mant {
                 return Ok(Mant::Small(v));
             }
         }
-        Ok(Mant::norm(self.wide().checked_mul(o.wide()).ok_or(Overflow)?))
+        Ok(Mant::norm(
+            self.wide().checked_mul(o.wide()).ok_or(Overflow)?,
+        ))
     }
 
     fn neg(self) -> Result<Mant, Overflow> {
@@ -210,7 +214,10 @@ impl Exact {
 
     pub fn plus(self, other: Exact) -> Result<Exact, Overflow> {
         let (a, b, scale) = self.aligned(other)?;
-        Ok(Exact { m: a.add(b)?, scale })
+        Ok(Exact {
+            m: a.add(b)?,
+            scale,
+        })
     }
 
     pub fn minus(self, other: Exact) -> Result<Exact, Overflow> {
