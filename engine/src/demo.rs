@@ -8,6 +8,13 @@ use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+impl DemoSummary {
+    /// Inputs per second, in integers (no floating point in this crate).
+    pub fn events_per_second(&self) -> u128 {
+        u128::from(self.inputs) * 1_000_000_000 / self.elapsed_ns
+    }
+}
+
 /// What the demo saw.
 #[derive(Debug)]
 pub struct DemoSummary {
@@ -15,7 +22,7 @@ pub struct DemoSummary {
     pub accepted: u64,
     pub rejected: BTreeMap<&'static str, u64>,
     pub records: BTreeMap<&'static str, u64>,
-    pub seconds: f64,
+    pub elapsed_ns: u128,
     pub latency_ns: Histogram<u64>,
     pub insurance_start: String,
     pub insurance_end: String,
@@ -58,7 +65,7 @@ pub fn run_demo(cfg: ScenarioConfig, mut on_progress: impl FnMut(u64)) -> (Engin
         accepted,
         rejected,
         records: summary_records,
-        seconds: started.elapsed().as_secs_f64(),
+        elapsed_ns: started.elapsed().as_nanos().max(1),
         latency_ns,
         insurance_start: crate::num::format_scaled(insurance_start.unwrap_or(0), qd),
         insurance_end: crate::num::format_scaled(engine.state.insurance.0, qd),

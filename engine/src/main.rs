@@ -191,9 +191,9 @@ fn demo(accounts: u32, events: u64, seed: u64) -> ExitCode {
         s.inputs - s.accepted
     );
     println!(
-        "throughput           {:.0} events/s ({:.2} s)",
-        s.inputs as f64 / s.seconds,
-        s.seconds
+        "throughput           {} events/s ({} ms)",
+        s.events_per_second(),
+        s.elapsed_ns / 1_000_000
     );
     println!(
         "apply latency (ns)   p50 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",

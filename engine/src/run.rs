@@ -32,6 +32,7 @@ impl RunSummary {
 }
 
 /// A line, parsed: an input, or the `malformed` answer for the feeder.
+#[allow(clippy::large_enum_variant)] // transient, one at a time
 pub enum Parsed {
     Input(Input),
     Malformed { line: u64, detail: String },

@@ -653,7 +653,7 @@ impl Scenario {
         if self.emitted == crash_start && self.cfg.crash_at_permille < 1000 {
             self.crash_steps_left = CRASH_STEPS;
         }
-        if self.crash_steps_left > 0 && self.emitted % 3 == 0 {
+        if self.crash_steps_left > 0 && self.emitted.is_multiple_of(3) {
             self.crash_step();
             return;
         }
