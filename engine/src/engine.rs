@@ -17,7 +17,10 @@ use std::collections::BTreeMap;
 /// How the liquidation passes find the buckets a price or funding change may have moved.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ScanMode {
-    /// Re-check every bucket exposed to the changed market or asset.
+    /// Visit only the buckets whose safe band the tick left (the price-tick index).
+    Indexed,
+    /// Re-check every bucket exposed to the changed market or asset. Same outputs, O(n) per
+    /// tick; kept as the reference the index is tested against.
     Naive,
 }
 
@@ -28,10 +31,16 @@ pub struct Engine {
     out: Vec<Record>,
     /// Buckets changed by the current event or pass (candidates for the next pass).
     pub(crate) dirty: Vec<(AccountId, Slot)>,
-    /// Markets whose index, funding or parameters changed in the current event.
+    /// Markets whose parameters changed in the current event.
     pub(crate) moved_markets: Vec<MarketId>,
-    /// Assets whose index or parameters changed in the current event.
+    /// Assets whose parameters changed in the current event.
     pub(crate) moved_assets: Vec<AssetId>,
+    /// Assets whose index changed in the current event.
+    pub(crate) ticked_assets: Vec<AssetId>,
+    /// Markets whose funding index changed in the current event.
+    pub(crate) funded_markets: Vec<MarketId>,
+    /// The price-tick index (derived; rebuilt from the state when an engine is made).
+    pub(crate) bands: crate::liquidation::Bands,
     /// Buckets visited in the current event with their figures at the last visit (None when
     /// unknown), for the margin-call check.
     pub(crate) visited: BTreeMap<((AccountId, u32), Slot), Option<crate::health::Health>>,
@@ -53,17 +62,27 @@ impl Engine {
     }
 
     /// An engine over a state loaded from a snapshot.
-    pub fn from_state(mut state: State) -> Engine {
+    pub fn from_state(state: State) -> Engine {
+        Engine::with_scan(state, ScanMode::Indexed)
+    }
+
+    /// An engine over a state with the given way of finding moved buckets.
+    pub fn with_scan(mut state: State, scan: ScanMode) -> Engine {
         state.rebuild_indices();
-        Engine {
+        let mut engine = Engine {
             state,
             out: Vec::with_capacity(64),
             dirty: Vec::with_capacity(64),
             moved_markets: Vec::new(),
             moved_assets: Vec::new(),
+            ticked_assets: Vec::new(),
+            funded_markets: Vec::new(),
+            bands: crate::liquidation::Bands::default(),
             visited: BTreeMap::new(),
-            scan: ScanMode::Naive,
-        }
+            scan,
+        };
+        engine.rebuild_bands();
+        engine
     }
 
     /// Applies one journaled input and returns the records it caused (the result first).
@@ -74,6 +93,8 @@ impl Engine {
         self.dirty.clear();
         self.moved_markets.clear();
         self.moved_assets.clear();
+        self.ticked_assets.clear();
+        self.funded_markets.clear();
         self.visited.clear();
         self.emit(Body::Accepted {
             order_unknown: [None, None],
@@ -86,6 +107,8 @@ impl Engine {
                 self.dirty.clear();
                 self.moved_markets.clear();
                 self.moved_assets.clear();
+                self.ticked_assets.clear();
+                self.funded_markets.clear();
                 self.out[0].body = Body::Rejected {
                     reason: rej.reason,
                     detail: rej.detail,

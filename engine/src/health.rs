@@ -317,6 +317,25 @@ impl State {
         Ok(total)
     }
 
+    /// equity_maint alone (collateral and PnL maintenance terms), cheaper than the full figures
+    /// where requirements are not needed (ADL ranking).
+    pub fn equity_maint(&self, bucket: &Bucket) -> Result<i128, Overflow> {
+        let mut total: i128 = 0;
+        for (i, b) in bucket.balances.iter().enumerate() {
+            if b.0 != 0 {
+                let (_, m) = self.collateral_terms(AssetId(i as u16), *b)?;
+                total = total.checked_add(m).ok_or(Overflow)?;
+            }
+        }
+        let qd = self.quote_decimals();
+        for p in &bucket.positions {
+            total = total
+                .checked_add(self.upnl_exact(p)?.floor(qd)?)
+                .ok_or(Overflow)?;
+        }
+        Ok(total)
+    }
+
     /// The largest `margin_call` ratio of the bucket's markets (None without positions).
     pub fn margin_call_ratio(&self, bucket: &Bucket) -> Option<Ratio> {
         bucket

@@ -55,10 +55,10 @@ enum Command {
     /// Run the built-in default scenario (no arguments needed) and print what happened.
     Demo {
         /// Trading accounts.
-        #[arg(long, default_value_t = 1_000)]
+        #[arg(long, default_value_t = 2_000)]
         accounts: u32,
         /// Events after the set-up.
-        #[arg(long, default_value_t = 50_000)]
+        #[arg(long, default_value_t = 100_000)]
         events: u64,
         /// Seed of the scenario.
         #[arg(long, default_value_t = 42)]

@@ -58,8 +58,7 @@ impl Engine {
         });
         self.on_index_print(id, before.map(|t| t.0), index.0);
         if before != Some(index) {
-            self.moved_assets.push(id);
-            self.push_markets_on(id);
+            self.ticked_assets.push(id);
         }
         Ok(())
     }
@@ -102,7 +101,7 @@ impl Engine {
             index_price: Num::new(i128::from(m), ps),
             funding_index: Num::new(next, scale),
         });
-        self.moved_markets.push(id);
+        self.funded_markets.push(id);
         Ok(())
     }
 

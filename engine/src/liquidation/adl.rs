@@ -4,7 +4,6 @@
 
 use crate::account::Slot;
 use crate::engine::Engine;
-use crate::health::Overlay;
 use crate::ids::{AccountId, MarketId, Side};
 use crate::num::Lots;
 use crate::record::{Body, Num};
@@ -110,9 +109,10 @@ impl Engine {
             if pos.size.signum() != -size.signum() {
                 continue;
             }
-            let (Ok(value), Ok(h)) = (
-                self.state.position_value(pos),
-                self.state.bucket_health(bucket, &Overlay::default()),
+            let qd = self.state.quote_decimals();
+            let (Ok(upnl), Ok(equity)) = (
+                self.state.upnl_exact(pos).and_then(|u| u.floor(qd)),
+                self.state.equity_maint(bucket),
             ) else {
                 debug_assert!(false, "ranking valuation overflow");
                 continue;
@@ -122,8 +122,8 @@ impl Engine {
                 slot: s,
                 key: self.state.pass_key(acc, s),
                 size: pos.size,
-                upnl: value.upnl_maint,
-                equity: h.equity_maint.max(1),
+                upnl,
+                equity: equity.max(1),
             });
         }
         out.sort_by(|a, b| {

@@ -10,6 +10,9 @@
 mod adl;
 mod auction;
 mod backstop;
+mod bands;
+
+pub(crate) use bands::Bands;
 
 use crate::account::{Liquidation, Slot};
 use crate::engine::Engine;
@@ -78,17 +81,84 @@ impl Engine {
         for &(acc, slot) in &self.state.liquidating {
             add(&self.state, acc, slot);
         }
-        for &m in &self.moved_markets {
+        let naive = self.scan == crate::engine::ScanMode::Naive;
+        let mut walk_markets: Vec<crate::ids::MarketId> = self.moved_markets.clone();
+        let mut walk_assets: Vec<crate::ids::AssetId> = self.moved_assets.clone();
+        if naive {
+            walk_markets.extend(self.funded_markets.iter().copied());
+            for &a in &self.ticked_assets {
+                walk_assets.push(a);
+                walk_markets.extend(
+                    (0..self.state.venue.markets.len())
+                        .map(|i| crate::ids::MarketId(i as u16))
+                        .filter(|m| self.state.venue.market(*m).base == a),
+                );
+            }
+        } else {
+            let mut crossed = Vec::new();
+            for &a in &self.ticked_assets {
+                let ticks = i128::from(self.state.index(a).unwrap_or(0));
+                self.bands.crossed_price(a, ticks, &mut crossed);
+            }
+            for &m in &self.funded_markets {
+                let f = self.state.markets[m.index()].funding_index;
+                self.bands.crossed_funding(m, f, &mut crossed);
+            }
+            for (acc, slot) in crossed {
+                add(&self.state, acc, slot);
+            }
+        }
+        for m in walk_markets {
             for &(acc, slot) in &self.state.markets[m.index()].holders {
                 add(&self.state, acc, slot);
             }
         }
-        for &a in &self.moved_assets {
+        for a in walk_assets {
             for &acc in &self.state.assets[a.index()].holders {
                 add(&self.state, acc, Slot::Cross);
             }
+            for &(acc, slot) in self.markets_holders_on(a).iter() {
+                add(&self.state, acc, slot);
+            }
         }
         set
+    }
+
+    /// Buckets holding a position in a market whose base is `asset`.
+    fn markets_holders_on(&self, asset: crate::ids::AssetId) -> Vec<(AccountId, Slot)> {
+        let mut out = Vec::new();
+        for (i, m) in self.state.venue.markets.iter().enumerate() {
+            if m.base == asset {
+                out.extend(self.state.markets[i].holders.iter().copied());
+            }
+        }
+        out
+    }
+
+    /// Computes every bucket's bands from scratch (a new engine over a loaded state).
+    pub(crate) fn rebuild_bands(&mut self) {
+        self.bands = Bands::default();
+        if self.scan == crate::engine::ScanMode::Naive {
+            return;
+        }
+        for acc in &self.state.accounts {
+            for slot in acc.slots() {
+                let Some(bucket) = acc.bucket(slot) else {
+                    continue;
+                };
+                let Ok(h) = self.state.bucket_health(bucket, &Overlay::default()) else {
+                    continue;
+                };
+                if let Ok(safe) = self.state.safe_bands(bucket, &h) {
+                    self.bands.update((acc.id, slot), &safe);
+                }
+            }
+        }
+    }
+
+    /// Entries in the price-tick index (statistics).
+    pub fn band_entries(&self) -> usize {
+        self.bands.entries()
     }
 
     /// Applies the first of rules 1-4 that holds; true when it acted. Returns the figures it
@@ -219,11 +289,14 @@ impl Engine {
             };
             let was = bucket.margin_called;
             let now = under.is_some_and(|(_, u)| u);
+            if now != was {
+                if let Some(b) = self.state.bucket_mut(account, slot) {
+                    b.margin_called = now;
+                }
+            }
+            self.refresh_bands(account, slot, cached);
             if now == was {
                 continue;
-            }
-            if let Some(b) = self.state.bucket_mut(account, slot) {
-                b.margin_called = now;
             }
             if let (true, Some((h, _))) = (now, under) {
                 let qd = self.state.quote_decimals();
@@ -238,6 +311,32 @@ impl Engine {
         }
         self.visited = visited;
         self.visited.clear();
+    }
+}
+
+impl Engine {
+    /// Recomputes a visited bucket's bands (after its margin-call flag is settled).
+    fn refresh_bands(&mut self, account: AccountId, slot: Slot, cached: &Option<Health>) {
+        if self.scan == crate::engine::ScanMode::Naive {
+            return;
+        }
+        let Some(bucket) = self.state.bucket(account, slot) else {
+            self.bands.clear((account, slot));
+            return;
+        };
+        let h = match cached {
+            Some(h) => *h,
+            None => match self.state.bucket_health(bucket, &Overlay::default()) {
+                Ok(h) => h,
+                Err(_) => return self.bands.clear((account, slot)),
+            },
+        };
+        match self.state.safe_bands(bucket, &h) {
+            Ok(safe) => self.bands.update((account, slot), &safe),
+            // No band means the bucket is looked at only when it changes: make it always crossed
+            // instead by leaving no entry and visiting it through the liquidating or dirty sets.
+            Err(_) => self.bands.clear((account, slot)),
+        }
     }
 }
 
