@@ -1,0 +1,221 @@
+//! Segment files: naming, creation (atomic: temp file, then rename), listing, and the scan that
+//! checks every frame and finds where the valid log ends.
+
+use crate::error::{JournalError, Result};
+use crate::format::{self, Digest, FrameAt, Header, ALIGN, HEADER_LEN};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The file name of the segment starting at `base_seq`.
+pub fn segment_path(dir: &Path, name: &str, base_seq: u64) -> PathBuf {
+    dir.join(format!("{name}-{base_seq:020}.seg"))
+}
+
+/// The segments of a log in a directory, sorted by base sequence.
+pub fn list_segments(dir: &Path, name: &str) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(JournalError::io(dir)(e)),
+    };
+    let prefix = format!("{name}-");
+    for entry in entries {
+        let entry = entry.map_err(JournalError::io(dir))?;
+        let file_name = entry.file_name();
+        let Some(s) = file_name.to_str() else {
+            continue;
+        };
+        let Some(num) = s.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".seg")) else {
+            continue;
+        };
+        if num.len() == 20 && num.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(base) = num.parse::<u64>() {
+                out.push((base, entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Creates a segment file atomically: written and synced under a temporary name, then renamed,
+/// so that a crash leaves either no file or a complete header.
+pub fn create_segment(dir: &Path, name: &str, header: &Header) -> Result<PathBuf> {
+    let path = segment_path(dir, name, header.base_seq);
+    let tmp = dir.join(format!(".{name}-{:020}.seg.tmp", header.base_seq));
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(JournalError::io(&tmp))?;
+    f.set_len(header.segment_len)
+        .map_err(JournalError::io(&tmp))?;
+    f.write_all(&header.encode())
+        .map_err(JournalError::io(&tmp))?;
+    f.sync_all().map_err(JournalError::io(&tmp))?;
+    fs::rename(&tmp, &path).map_err(JournalError::io(&path))?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Makes a directory's entries (new or removed files) durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(JournalError::io(dir))
+}
+
+/// What a scan of one segment found.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    pub header: Header,
+    /// Frames checked.
+    pub frames: u64,
+    /// Offset just past the last valid frame.
+    pub end: usize,
+    /// Seq of the last valid frame (base_seq - 1 when there is none).
+    pub last_seq: u64,
+    /// Chain digest after the last valid frame (the header's `prev_digest` when none).
+    pub head: Digest,
+    /// The segment was sealed after its last frame.
+    pub sealed: bool,
+    /// Bytes after `end` that are not zero and not a seal: a torn tail to cut.
+    pub torn_bytes: u64,
+    /// Offsets of every `every`-th frame, for a sparse index: (seq, offset).
+    pub marks: Vec<(u64, usize)>,
+}
+
+/// Checks every frame of a segment's bytes. Fails on corruption (a bad frame before the durable
+/// mark, or one followed by a valid frame); a bad or partial tail after the last durable frame
+/// with nothing valid behind it is reported in `torn_bytes`.
+pub fn scan(path: &Path, bytes: &[u8], max_payload: usize, mark_every: u64) -> Result<Scan> {
+    let corrupt = |offset: usize, what: String| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        what,
+    };
+    let header = Header::decode(bytes).map_err(|w| corrupt(0, w))?;
+    // A file shorter than its header says (cut by a crash or a copy) reads as zeros past its end.
+    if header.segment_len < bytes.len() as u64 {
+        return Err(corrupt(
+            24,
+            format!(
+                "header says {} bytes, file has {}",
+                header.segment_len,
+                bytes.len()
+            ),
+        ));
+    }
+    let chained = header.chained();
+    let mut s = Scan {
+        header,
+        frames: 0,
+        end: HEADER_LEN,
+        last_seq: header.base_seq - 1,
+        head: header.prev_digest,
+        sealed: false,
+        torn_bytes: 0,
+        marks: Vec::new(),
+    };
+    loop {
+        let pos = s.end;
+        match format::frame_at(bytes, pos, chained, max_payload) {
+            FrameAt::Frame(f) => {
+                let expected = s.last_seq + 1;
+                if f.seq != expected {
+                    return Err(corrupt(
+                        pos,
+                        format!("seq {} where {expected} was expected", f.seq),
+                    ));
+                }
+                if let Some(d) = f.digest {
+                    if *d != format::chain_digest(&s.head, f.seq, f.payload) {
+                        return Err(corrupt(pos, format!("hash chain broken at seq {}", f.seq)));
+                    }
+                    s.head = *d;
+                }
+                if s.frames.is_multiple_of(mark_every.max(1)) {
+                    s.marks.push((f.seq, pos));
+                }
+                s.frames += 1;
+                s.last_seq = f.seq;
+                s.end = pos + f.extent;
+            }
+            FrameAt::Sealed => {
+                s.sealed = true;
+                check_zero_after(bytes, pos + 4, &corrupt)?;
+                return Ok(s);
+            }
+            FrameAt::End => {
+                s.torn_bytes = tail_garbage(bytes, pos, &s, max_payload, &corrupt)?;
+                return Ok(s);
+            }
+            FrameAt::Bad(what) => {
+                if (pos as u64) < header.durable_end {
+                    return Err(corrupt(
+                        pos,
+                        format!("{what} (before the durable mark {})", header.durable_end),
+                    ));
+                }
+                s.torn_bytes = match tail_garbage(bytes, pos, &s, max_payload, &corrupt) {
+                    Ok(n) => n,
+                    Err(JournalError::Corrupt { what: behind, .. }) => {
+                        return Err(corrupt(pos, format!("{what}; {behind}")))
+                    }
+                    Err(e) => return Err(e),
+                };
+                return Ok(s);
+            }
+        }
+    }
+}
+
+/// After the valid frames end at `pos`: the count of garbage bytes up to the last non-zero one,
+/// or a corruption error if a valid frame lies beyond (then the bad spot is not a tail).
+fn tail_garbage(
+    bytes: &[u8],
+    pos: usize,
+    s: &Scan,
+    max_payload: usize,
+    corrupt: &dyn Fn(usize, String) -> JournalError,
+) -> Result<u64> {
+    let pos = pos.min(bytes.len());
+    let Some(last_nonzero) = bytes[pos..].iter().rposition(|&b| b != 0) else {
+        return Ok(0);
+    };
+    let chained = s.header.chained();
+    let mut at = pos + ALIGN;
+    while at < pos + last_nonzero + 1 {
+        if let FrameAt::Frame(f) = format::frame_at(bytes, at, chained, max_payload) {
+            if f.seq > s.last_seq {
+                return Err(corrupt(
+                    pos,
+                    format!(
+                        "unreadable frame after seq {} with a valid frame (seq {}) behind it",
+                        s.last_seq, f.seq
+                    ),
+                ));
+            }
+        }
+        at += ALIGN;
+    }
+    Ok(last_nonzero as u64 + 1)
+}
+
+fn check_zero_after(
+    bytes: &[u8],
+    from: usize,
+    corrupt: &dyn Fn(usize, String) -> JournalError,
+) -> Result<()> {
+    match bytes
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|&b| b != 0))
+    {
+        Some(i) => Err(corrupt(from + i, "data after the segment's seal".into())),
+        None => Ok(()),
+    }
+}
