@@ -22,6 +22,8 @@ pub mod lines;
 mod liquidation;
 pub mod num;
 pub mod oracle;
+pub mod persist;
+pub mod pipeline;
 pub mod record;
 pub mod reject;
 pub mod report;

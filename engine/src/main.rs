@@ -2,9 +2,13 @@
 
 use clap::{Parser, Subcommand};
 use margin_engine::demo::run_demo;
-use margin_engine::run::run_in_memory;
+use margin_engine::persist::hex;
+use margin_engine::pipeline::recovery::RecoveryReport;
+use margin_engine::pipeline::{Pipeline, PipelineConfig};
+use margin_engine::run::{feed_lines, JsonLinesSink};
 use margin_engine::scenario::ScenarioConfig;
 use margin_engine::Engine;
+use margin_journal::Durability;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -23,20 +27,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the engine over a JSON Lines event stream.
+    /// Run the engine over a JSON Lines event stream, through the journaled pipeline.
     ///
-    /// This build applies the stream in memory: nothing is journaled yet, so a data directory
-    /// is not written. Venue set-up events are allowed (the input is the operator's own).
+    /// Every event is journaled into DIR/input before it is applied; outputs go to the
+    /// hash-chained log DIR/output. A DIR that already holds a journal is recovered (snapshot +
+    /// journal tail) and continued, never overwritten. Venue set-up events are allowed (the
+    /// input is the operator's own).
     Run {
         /// Event stream, JSON Lines; `-` for standard input.
         #[arg(long)]
         input: String,
+        /// Data directory (journals, output log, snapshots).
+        #[arg(long, default_value = "./margin-data")]
+        data: PathBuf,
         /// Where to write the output records as JSON Lines; `-` for standard output.
         #[arg(long)]
         outputs: Option<String>,
         /// Where to write the final state report (JSON).
         #[arg(long)]
         state: Option<PathBuf>,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
     },
     /// Write a generated scenario's events as JSON Lines (deterministic for a seed).
     Generate {
@@ -66,6 +77,49 @@ enum Command {
     },
 }
 
+/// Journaling and pipeline options shared by `run`, `serve` and `demo`.
+#[derive(clap::Args, Clone, Debug)]
+struct PipelineArgs {
+    /// When the input journal is synced: none (page cache), batch (group commit), every.
+    #[arg(long, default_value = "none", value_parser = ["none", "batch", "every"])]
+    durability: String,
+    /// Batch durability: sync at most this many records after the last sync...
+    #[arg(long, default_value_t = 1024)]
+    batch_records: u32,
+    /// ...or this many microseconds after the first unsynced one.
+    #[arg(long, default_value_t = 1000)]
+    batch_us: u64,
+    /// Release outputs only once their input is durable (needs batch or every).
+    #[arg(long)]
+    release_after_durable: bool,
+    /// Write a snapshot every N inputs (0: only at shutdown).
+    #[arg(long, default_value_t = 1_000_000)]
+    snapshot_every: u64,
+    /// Size of journal segment files, MiB.
+    #[arg(long, default_value_t = 64)]
+    segment_mb: u64,
+}
+
+impl PipelineArgs {
+    fn config(&self, data: &std::path::Path) -> PipelineConfig {
+        let durability = match self.durability.as_str() {
+            "batch" => Durability::Batch {
+                max_records: self.batch_records.max(1),
+                max_delay: std::time::Duration::from_micros(self.batch_us),
+            },
+            "every" => Durability::Every,
+            _ => Durability::None,
+        };
+        PipelineConfig {
+            durability,
+            release_after_durable: self.release_after_durable,
+            snapshot_every: self.snapshot_every,
+            segment_bytes: self.segment_mb.max(1) << 20,
+            ..PipelineConfig::new(data)
+        }
+    }
+}
+
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("margin-engine: {msg}");
     ExitCode::from(2)
@@ -76,9 +130,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run {
             input,
+            data,
             outputs,
             state,
-        } => run(&input, outputs.as_deref(), state.as_deref()),
+            pipeline,
+        } => run(
+            &input,
+            &pipeline.config(&data),
+            outputs.as_deref(),
+            state.as_deref(),
+        ),
         Command::Demo {
             accounts,
             events,
@@ -113,49 +174,89 @@ fn open_input(path: &str) -> Result<Box<dyn io::BufRead>, String> {
         .map_err(|e| format!("cannot read --input {path}: {e}"))
 }
 
-fn open_output(path: &str) -> Result<Box<dyn Write>, String> {
+fn open_output(path: &str) -> Result<Box<dyn Write + Send>, String> {
     if path == "-" {
         return Ok(Box::new(BufWriter::new(io::stdout())));
     }
     File::create(path)
-        .map(|f| Box::new(BufWriter::with_capacity(1 << 16, f)) as Box<dyn Write>)
+        .map(|f| Box::new(BufWriter::with_capacity(1 << 16, f)) as Box<dyn Write + Send>)
         .map_err(|e| format!("cannot write --outputs {path}: {e}"))
 }
 
-fn run(input: &str, outputs: Option<&str>, state: Option<&std::path::Path>) -> ExitCode {
+fn write_state(engine: &Engine, path: &std::path::Path) -> Result<(), String> {
+    let report = engine
+        .state
+        .report(None)
+        .map_err(|_| "state report overflows".to_string())?;
+    let text = serde_json::to_string_pretty(&report).expect("report serializes");
+    std::fs::write(path, text + "\n")
+        .map_err(|e| format!("cannot write --state {}: {e}", path.display()))
+}
+
+fn run(
+    input: &str,
+    cfg: &PipelineConfig,
+    outputs: Option<&str>,
+    state: Option<&std::path::Path>,
+) -> ExitCode {
     let reader = match open_input(input) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let mut writer = match outputs.map(open_output).transpose() {
+    let writer = match outputs.map(open_output).transpose() {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
-    let mut engine = Engine::new();
-    let summary = match run_in_memory(&mut engine, reader, writer.as_mut()) {
-        Ok(s) => s,
-        Err(e) => return fail(format!("reading {input}: {e}")),
+    let sink = JsonLinesSink::new(writer);
+    let summary = sink.summary.clone();
+    let mut pipeline = match Pipeline::start(cfg.clone(), Box::new(sink)) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
     };
-    if let Some(w) = writer.as_mut() {
-        if let Err(e) = w.flush() {
-            return fail(format!("writing outputs: {e}"));
+    report_recovery(pipeline.recovery(), &cfg.data);
+    let fed = feed_lines(&mut pipeline, reader);
+    let finished = match pipeline.finish() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("margin-engine: {e}");
+            return ExitCode::from(1);
         }
+    };
+    if let Err(e) = fed {
+        return fail(format!("reading {input}: {e}"));
     }
     if let Some(path) = state {
-        let report = match engine.state.report(None) {
-            Ok(r) => r,
-            Err(_) => return fail("state report overflows"),
-        };
-        let text = serde_json::to_string_pretty(&report).expect("report serializes");
-        if let Err(e) = std::fs::write(path, text + "\n") {
-            return fail(format!("cannot write --state {}: {e}", path.display()));
+        if let Err(e) = write_state(&finished.engine, path) {
+            return fail(e);
         }
     }
+    let s = summary.lock().map(|s| s.clone()).unwrap_or_default();
     eprintln!(
-        "margin-engine: {} lines, {} accepted, {} rejected, {} malformed, {} records",
-        summary.lines, summary.accepted, summary.rejected, summary.malformed, summary.records
+        "margin-engine: {} lines, {} accepted, {} rejected, {} malformed, {} records; journal at seq {}, output head {}",
+        s.lines,
+        s.accepted,
+        s.rejected,
+        s.malformed,
+        s.records,
+        finished.last_seq,
+        hex(&finished.output_head)
     );
     ExitCode::SUCCESS
+}
+
+fn report_recovery(r: &RecoveryReport, data: &std::path::Path) {
+    if r.replayed > 0 || r.snapshot_seq.is_some() {
+        eprintln!(
+            "margin-engine: recovered {}: snapshot {:?}, {} inputs replayed, {} outputs rewritten",
+            data.display(),
+            r.snapshot_seq,
+            r.replayed,
+            r.outputs_written
+        );
+    }
+    for w in &r.warnings {
+        eprintln!("margin-engine: warning: {w}");
+    }
 }
 
 fn generate(cfg: ScenarioConfig) -> ExitCode {

@@ -101,3 +101,108 @@ pub fn run_in_memory<R: BufRead, W: Write>(
     }
     Ok(summary)
 }
+
+/// A sink that writes released records (and malformed answers) as JSON Lines, and counts them.
+pub struct JsonLinesSink {
+    out: Option<Box<dyn Write + Send>>,
+    buf: String,
+    pub summary: std::sync::Arc<std::sync::Mutex<RunSummary>>,
+    error: Option<io::Error>,
+}
+
+impl JsonLinesSink {
+    pub fn new(out: Option<Box<dyn Write + Send>>) -> JsonLinesSink {
+        JsonLinesSink {
+            out,
+            buf: String::with_capacity(1 << 16),
+            summary: Default::default(),
+            error: None,
+        }
+    }
+
+    fn drain(&mut self, force: bool) {
+        if self.buf.len() < (1 << 15) && !force {
+            return;
+        }
+        if let (Some(w), None) = (self.out.as_mut(), &self.error) {
+            if let Err(e) = w.write_all(self.buf.as_bytes()) {
+                self.error = Some(e);
+            }
+        }
+        self.buf.clear();
+    }
+}
+
+impl crate::pipeline::Sink for JsonLinesSink {
+    fn applied(
+        &mut self,
+        _seq: u64,
+        _origin: crate::pipeline::Origin,
+        records: &[Record],
+        _sent_ns: u64,
+    ) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.lines += 1;
+            s.count(records);
+        }
+        if self.out.is_some() {
+            for r in records {
+                write_record(&mut self.buf, r);
+                self.buf.push('\n');
+            }
+            self.drain(false);
+        }
+    }
+
+    fn malformed(
+        &mut self,
+        _origin: crate::pipeline::Origin,
+        line: u64,
+        detail: &str,
+        _sent_ns: u64,
+    ) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.lines += 1;
+            s.malformed += 1;
+        }
+        if self.out.is_some() {
+            self.buf.push_str(&malformed_line(line, detail));
+            self.buf.push('\n');
+            self.drain(false);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.drain(true);
+        if let Some(w) = self.out.as_mut() {
+            if let Err(e) = w.flush() {
+                self.error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = &self.error {
+            eprintln!("margin-engine: writing outputs failed: {e}");
+        }
+    }
+}
+
+/// Feeds a JSON Lines stream through a started pipeline; returns when the input ends.
+pub fn feed_lines<R: BufRead>(
+    pipeline: &mut crate::pipeline::Pipeline,
+    input: R,
+) -> io::Result<()> {
+    use crate::pipeline::{now_ns, Item, ItemKind, Origin};
+    let mut lines = BoundedLines::new(input, LINE_LEN_MAX);
+    while let Some(parsed) = next_parsed(&mut lines)? {
+        let kind = match parsed {
+            Parsed::Input(input) => ItemKind::Event(input),
+            Parsed::Malformed { line, detail } => ItemKind::Malformed { line, detail },
+        };
+        let item = Item {
+            kind,
+            origin: Origin::default(),
+            sent_ns: now_ns(),
+        };
+        pipeline.submit(item).map_err(io::Error::other)?;
+    }
+    pipeline.flush().map_err(io::Error::other)
+}

@@ -61,14 +61,16 @@ pub struct AssetState {
     pub volatile_until_us: u64,
 }
 
-/// The state of the venue.
-#[derive(Clone, Debug, Default)]
+/// The state of the venue. Derived indices (name and id lookups, holder sets, the liquidating
+/// set, market ranks) are not persisted: [`State::rebuild_indices`] recomputes them.
+#[derive(Clone, Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct State {
     pub venue: Venue,
     pub assets: Vec<AssetState>,
     pub markets: Vec<MarketState>,
     /// Accounts in creation order; `account_index` maps ids to positions here.
     pub accounts: Vec<Account>,
+    #[rkyv(with = rkyv::with::Skip)]
     account_index: FxHashMap<AccountId, u32>,
     /// The insurance fund's quote balance (may go negative, visibly).
     pub insurance: Native,
@@ -82,8 +84,10 @@ pub struct State {
     /// The last output sequence written.
     pub output_seq: u64,
     /// Buckets in liquidation.
+    #[rkyv(with = rkyv::with::Skip)]
     pub liquidating: BTreeSet<(AccountId, Slot)>,
     /// Rank of each market's name among all market names (for the pass order).
+    #[rkyv(with = rkyv::with::Skip)]
     pub market_rank: Vec<u16>,
 }
 

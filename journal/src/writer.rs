@@ -57,11 +57,12 @@ impl Config {
     }
 
     fn check(&self) -> Result<()> {
-        let smallest = HEADER_LEN + format::frame_len(self.chain, self.max_record_bytes) + 4;
+        // A record larger than a segment gets a segment of its own, sized for it.
+        let smallest = HEADER_LEN + format::frame_len(self.chain, 0) + 4;
         if (self.segment_bytes as usize) < smallest {
             return Err(JournalError::Usage(format!(
-                "segment of {} bytes cannot hold a record of {} bytes (needs {smallest})",
-                self.segment_bytes, self.max_record_bytes
+                "segment of {} bytes is below the minimum of {smallest}",
+                self.segment_bytes
             )));
         }
         if self.max_record_bytes >= SEAL as usize {
@@ -140,7 +141,7 @@ impl Writer {
             pending_since: None,
         };
         if scan.sealed {
-            w.start_segment()?;
+            w.start_segment(0)?;
         }
         Ok((w, recovery))
     }
@@ -179,7 +180,7 @@ impl Writer {
         }
         let extent = format::frame_len(self.cfg.chain, payload.len());
         if self.cur.pos + extent + 4 > self.cur.map.len() {
-            self.roll()?;
+            self.roll(extent)?;
         }
         let seq = self.next_seq;
         self.write_frame(seq, payload, extent);
@@ -252,14 +253,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals the current segment and starts the next one.
-    fn roll(&mut self) -> Result<()> {
+    /// Seals the current segment and starts the next one, large enough for a frame of `extent`.
+    fn roll(&mut self, extent: usize) -> Result<()> {
         publish_len(&mut self.cur.map, self.cur.pos, SEAL);
         self.cur.pos += 4;
         if self.cfg.durability != Durability::None {
             self.sync_force()?;
         }
-        self.start_segment()
+        self.start_segment(extent)
     }
 
     fn sync_force(&mut self) -> Result<()> {
@@ -267,8 +268,10 @@ impl Writer {
         self.sync()
     }
 
-    fn start_segment(&mut self) -> Result<()> {
-        let header = new_header(&self.cfg, self.next_seq, self.head);
+    fn start_segment(&mut self, extent: usize) -> Result<()> {
+        let mut header = new_header(&self.cfg, self.next_seq, self.head);
+        let needed = (HEADER_LEN + extent + 4).next_multiple_of(4096) as u64;
+        header.segment_len = header.segment_len.max(needed);
         let path = create_segment(&self.cfg.dir, &self.cfg.name, &header)?;
         self.segments.push((self.next_seq, path.clone()));
         self.cur = map_current(&self.cfg, &path, header, HEADER_LEN)?;

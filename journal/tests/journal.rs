@@ -287,3 +287,28 @@ fn durable_seq_follows_the_policy() {
     e.append(b"1").unwrap();
     assert_eq!(e.durable_seq(), 1);
 }
+
+#[test]
+fn a_record_larger_than_a_segment_gets_a_segment_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        segment_bytes: 16 << 10,
+        max_record_bytes: 1 << 20,
+        ..Config::new(dir.path(), "log")
+    };
+    let (mut w, _) = Writer::open(cfg.clone()).unwrap();
+    let big = vec![7u8; 100_000];
+    w.append(b"small").unwrap();
+    w.append(&big).unwrap();
+    w.append(b"after").unwrap();
+    drop(w);
+    let r = Reader::open(dir.path(), "log", 1 << 20).unwrap();
+    let got: Vec<Vec<u8>> = r
+        .iter_from(1)
+        .map(|x| x.unwrap().payload.to_vec())
+        .collect();
+    assert_eq!(got, vec![b"small".to_vec(), big, b"after".to_vec()]);
+    let (w, rec) = Writer::open(cfg).unwrap();
+    assert_eq!(rec.last_seq, 3);
+    assert_eq!(w.next_seq(), 4);
+}
