@@ -30,6 +30,7 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod server;
 pub mod state;
 pub mod venue;
 

@@ -1,18 +1,21 @@
 //! The `margin-engine` binary: argument parsing only; the work is in the library.
 
 use clap::{Parser, Subcommand};
-use margin_engine::demo::run_demo;
+use margin_engine::demo::{run_demo, DemoSummary};
 use margin_engine::persist::hex;
 use margin_engine::pipeline::recovery::RecoveryReport;
 use margin_engine::pipeline::{Pipeline, PipelineConfig};
 use margin_engine::run::{feed_lines, JsonLinesSink};
 use margin_engine::scenario::ScenarioConfig;
+use margin_engine::server::ServeConfig;
 use margin_engine::Engine;
 use margin_journal::Durability;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +52,35 @@ enum Command {
         #[command(flatten)]
         pipeline: PipelineArgs,
     },
+    /// Serve the venue's sequencer and readers over TCP (JSON Lines and binary frames).
+    ///
+    /// Binds loopback unless told otherwise. Stops gracefully on SIGINT/SIGTERM: the current
+    /// batch is finished, journals synced, then exit 0.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7400")]
+        listen: std::net::SocketAddr,
+        /// Data directory (journals, output log, snapshots).
+        #[arg(long, default_value = "./margin-data")]
+        data: PathBuf,
+        /// Most simultaneous connections.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
+        /// Shared secret clients send (`{"auth":"..."}`) before events.
+        #[arg(long)]
+        token: Option<String>,
+        /// Secret for connections allowed to send venue set-up events.
+        #[arg(long)]
+        admin_token: Option<String>,
+        /// Seconds between stats lines on stderr (0: none).
+        #[arg(long, default_value_t = 10)]
+        stats_secs: u64,
+        /// Stats lines as JSON.
+        #[arg(long)]
+        json_stats: bool,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
     /// Write a generated scenario's events as JSON Lines (deterministic for a seed).
     Generate {
         #[arg(long, default_value_t = 100)]
@@ -63,17 +95,26 @@ enum Command {
         #[arg(long, default_value_t = 24)]
         hours: u32,
     },
-    /// Run the built-in default scenario (no arguments needed) and print what happened.
+    /// Run the built-in default scenario (no arguments needed) through the journaled pipeline
+    /// into a fresh data directory, and print what happened.
     Demo {
+        /// Data directory for the demo (re-created on each run; only ever one the demo made).
+        #[arg(long, default_value = "./margin-demo")]
+        data: PathBuf,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
         /// Trading accounts.
-        #[arg(long, default_value_t = 2_000)]
+        #[arg(long, default_value_t = 5_000)]
         accounts: u32,
-        /// Events after the set-up.
-        #[arg(long, default_value_t = 100_000)]
+        /// Steps of trading after the set-up (each step is one or more events).
+        #[arg(long, default_value_t = 200_000)]
         events: u64,
         /// Seed of the scenario.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Offer events at this rate per second, open loop (0: as fast as they are taken).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
 }
 
@@ -140,11 +181,34 @@ fn main() -> ExitCode {
             outputs.as_deref(),
             state.as_deref(),
         ),
+        Command::Serve {
+            listen,
+            data,
+            max_connections,
+            token,
+            admin_token,
+            stats_secs,
+            json_stats,
+            pipeline,
+        } => {
+            let cfg = ServeConfig {
+                max_connections,
+                token,
+                admin_token,
+                stats_secs,
+                json_stats,
+                ..ServeConfig::new(listen)
+            };
+            serve(cfg, pipeline.config(&data))
+        }
         Command::Demo {
+            data,
+            pipeline,
             accounts,
             events,
             seed,
-        } => demo(accounts, events, seed),
+            rate,
+        } => demo(accounts, events, seed, rate, data, pipeline),
         Command::Generate {
             accounts,
             events,
@@ -244,6 +308,30 @@ fn run(
     ExitCode::SUCCESS
 }
 
+fn serve(cfg: ServeConfig, pipeline: PipelineConfig) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            return fail(format!("cannot install signal handler: {e}"));
+        }
+    }
+    match margin_engine::server::serve(cfg, pipeline, stop) {
+        Ok(s) => {
+            eprintln!(
+                "margin-engine: stopped after {} connections; journal at seq {}, output head {}",
+                s.connections,
+                s.last_seq,
+                hex(&s.output_head)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("margin-engine: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn report_recovery(r: &RecoveryReport, data: &std::path::Path) {
     if r.replayed > 0 || r.snapshot_seq.is_some() {
         eprintln!(
@@ -273,49 +361,116 @@ fn generate(cfg: ScenarioConfig) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn demo(accounts: u32, events: u64, seed: u64) -> ExitCode {
-    let cfg = ScenarioConfig {
+fn demo(
+    accounts: u32,
+    events: u64,
+    seed: u64,
+    rate: u64,
+    data: PathBuf,
+    pipeline: PipelineArgs,
+) -> ExitCode {
+    let scenario = ScenarioConfig {
         seed,
         accounts,
         events,
         ..ScenarioConfig::default()
     };
-    eprintln!(
-        "margin-engine demo: generating {events} events over {accounts} accounts (seed {seed})..."
+    let markets = scenario.markets;
+    eprintln!("margin-engine demo: {accounts} accounts, {markets} markets, {events} steps of trading (seed {seed})");
+    let bar = indicatif::ProgressBar::new(events);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg:<11} [{bar:40}] {pos}/{len} {per_sec}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
-    let (_engine, s) = run_demo(cfg, |_| {});
+    let progress = |done: u64, total: u64, phase: &str| {
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message(phase.to_string());
+    };
+    let summary = match run_demo(scenario, pipeline.config(&data), rate, progress) {
+        Ok(s) => s,
+        Err(e) => {
+            bar.abandon();
+            return fail(e);
+        }
+    };
+    bar.finish_and_clear();
+    print_demo(&summary);
+    ExitCode::SUCCESS
+}
+
+fn print_demo(s: &DemoSummary) {
     let h = &s.latency_ns;
-    println!("inputs applied       {}", s.inputs);
+    let count = |t: &str| s.records.get(t).copied().unwrap_or(0);
+    println!("data dir        {}", s.data.display());
     println!(
-        "accepted / rejected  {} / {}",
-        s.accepted,
-        s.inputs - s.accepted
+        "venue           {} accounts, {} markets",
+        s.accounts, s.markets
     );
     println!(
-        "throughput           {} events/s ({} ms)",
+        "inputs          {} ({} accepted, {} rejected), generated in {} ms",
+        s.inputs,
+        s.accepted,
+        s.inputs - s.accepted,
+        s.generate_ns / 1_000_000
+    );
+    println!(
+        "throughput      {} events/s through the journaled pipeline ({} ms)",
         s.events_per_second(),
         s.elapsed_ns / 1_000_000
     );
+    let load = if s.rate > 0 {
+        format!("offered at {} events/s, open loop", s.rate)
+    } else {
+        "unpaced: mostly time queued behind earlier events; use --rate for latency".to_string()
+    };
     println!(
-        "apply latency (ns)   p50 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",
-        h.value_at_quantile(0.5),
-        h.value_at_quantile(0.99),
-        h.value_at_quantile(0.999),
-        h.value_at_quantile(0.9999),
-        h.max()
+        "latency (us)    p50 {}  p90 {}  p99 {}  p99.9 {}  max {}   (ingress to output log; {load})",
+        h.value_at_quantile(0.5) / 1000,
+        h.value_at_quantile(0.9) / 1000,
+        h.value_at_quantile(0.99) / 1000,
+        h.value_at_quantile(0.999) / 1000,
+        h.max() / 1000
     );
-    println!("accounts             {}", s.accounts);
     println!(
-        "insurance fund       {} -> {}",
+        "risk            {} margin calls, {} liquidations started, {} auction fills, {} ended",
+        count("margin_call"),
+        count("liquidation_started"),
+        count("liquidation_fill"),
+        count("liquidation_ended")
+    );
+    println!(
+        "backstop        {} inputs closed positions by ADL ({} ADL fills), {} bankruptcies",
+        s.backstops,
+        count("adl"),
+        count("bankruptcy")
+    );
+    println!(
+        "insurance fund  {} -> {}",
         s.insurance_start, s.insurance_end
     );
-    println!("records by type:");
-    for (k, v) in &s.records {
-        println!("  {k:<22} {v}");
-    }
-    println!("rejections by reason:");
-    for (k, v) in &s.rejected {
-        println!("  {k:<22} {v}");
-    }
-    ExitCode::SUCCESS
+    let reasons: Vec<String> = s.rejected.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("rejections      {}", reasons.join(", "));
+    println!(
+        "records         {} in the output log",
+        s.records.values().sum::<u64>()
+    );
+    println!("output head     {}", s.output_head);
+    println!("state hash      {}", s.state_hash);
+    println!();
+    println!(
+        "replay and check it:   margin-replay verify --data {}",
+        s.data.display()
+    );
+    println!(
+        "audit it:              margin-replay audit --data {}",
+        s.data.display()
+    );
+    println!(
+        "state of an account:   margin-replay state --data {} --account 8",
+        s.data.display()
+    );
 }

@@ -139,6 +139,7 @@ impl crate::pipeline::Sink for JsonLinesSink {
         _seq: u64,
         _origin: crate::pipeline::Origin,
         records: &[Record],
+        _encoded: &[u8],
         _sent_ns: u64,
     ) {
         if let Ok(mut s) = self.summary.lock() {

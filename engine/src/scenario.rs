@@ -262,7 +262,7 @@ impl Scenario {
     /// Oracle max age: a few times the expected gap between two prints of one source.
     fn max_age_us(&self) -> u64 {
         let per_source_events = self.markets() as u64 * 7; // oracle ticks are ~15 % of events
-        (self.step_us * per_source_events * 4).max(10_000_000)
+        (self.step_us * per_source_events * 12).max(10_000_000)
     }
 
     /// Applies an input to the shadow engine, queues it for output and reacts to what it caused.

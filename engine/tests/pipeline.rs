@@ -12,7 +12,7 @@ use std::path::Path;
 
 struct Null;
 impl Sink for Null {
-    fn applied(&mut self, _: u64, _: Origin, _: &[Record], _: u64) {}
+    fn applied(&mut self, _: u64, _: Origin, _: &[Record], _: &[u8], _: u64) {}
     fn malformed(&mut self, _: Origin, _: u64, _: &str, _: u64) {}
 }
 

@@ -72,6 +72,8 @@ struct Raw<'a> {
     #[serde(rename = "type", borrow)]
     ty: Option<&'a str>,
     ts: Option<u64>,
+    /// A client's correlation id (TCP only; a file may not carry one).
+    id: Option<u64>,
     asset: Option<&'a str>,
     decimals: Option<u64>,
     quote: Option<bool>,
@@ -236,8 +238,18 @@ fn side(text: &str) -> Result<Side, Malformed> {
     }
 }
 
-/// Parses one line into an input event.
+/// Parses one line into an input event (the contract's events only: no `id`).
 pub fn parse_input(line: &str) -> Result<Input, Malformed> {
+    match parse_line(line)? {
+        (input, None) => Ok(input),
+        (_, Some(_)) => Err(bad!(
+            "unknown field `id` (correlation ids are for TCP clients)"
+        )),
+    }
+}
+
+/// Parses one line from a client, which may carry its own correlation `id`.
+pub fn parse_line(line: &str) -> Result<(Input, Option<u64>), Malformed> {
     if line.len() > LINE_LEN_MAX {
         return Err(bad!(
             "line of {} bytes is above the limit of {LINE_LEN_MAX}",
@@ -248,7 +260,7 @@ pub fn parse_input(line: &str) -> Result<Input, Malformed> {
     let ty = raw.ty.ok_or_else(|| bad!("missing field `type`"))?;
     let ts = raw.ts.ok_or_else(|| bad!("missing field `ts`"))?;
     let event = event_of(ty, &raw)?;
-    Ok(Input { ts, event })
+    Ok((Input { ts, event }, raw.id))
 }
 
 fn json_error(e: &serde_json::Error) -> String {

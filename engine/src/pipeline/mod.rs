@@ -95,10 +95,20 @@ pub struct Item {
 
 /// Receives what the pipeline releases, on the publisher thread, in input order.
 pub trait Sink: Send {
-    /// An input was journaled and applied; these are its records.
-    fn applied(&mut self, seq: u64, origin: Origin, records: &[Record], sent_ns: u64);
+    /// An input was journaled and applied: its records, and the same as the output log's
+    /// encoded batch.
+    fn applied(
+        &mut self,
+        seq: u64,
+        origin: Origin,
+        records: &[Record],
+        encoded: &[u8],
+        sent_ns: u64,
+    );
     /// A line that never reached the journal.
     fn malformed(&mut self, origin: Origin, line: u64, detail: &str, sent_ns: u64);
+    /// The publisher finished a batch (a good moment to hand buffered answers on).
+    fn batch_done(&mut self) {}
     /// The pipeline is stopping; flush what is buffered.
     fn finish(&mut self) {}
 }
@@ -524,10 +534,11 @@ fn publish_stage(
                     }
                 }
                 c.published.store(a.seq, Ordering::Relaxed);
-                sink.applied(a.seq, a.origin, records, a.sent_ns);
+                sink.applied(a.seq, a.origin, records, &buf, a.sent_ns);
             }
             out.records.clear();
             let _ = recycle_out.try_send(out);
+            sink.batch_done();
         }
         Ok(())
     })();
