@@ -12,15 +12,15 @@ use crate::num::Native;
 use crate::record::{Body, BucketName, Cause, Num, Record};
 use crate::reject::Reject;
 use crate::state::State;
-use std::collections::BTreeMap;
 
 /// How the liquidation passes find the buckets a price or funding change may have moved.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ScanMode {
     /// Visit only the buckets whose safe band the tick left (the price-tick index).
     Indexed,
-    /// Re-check every bucket exposed to the changed market or asset. Same outputs, O(n) per
-    /// tick; kept as the reference the index is tested against.
+    /// Re-check every bucket exposed to the changed market or asset, and rank ADL
+    /// counterparties afresh for every close. Same outputs, O(n) per tick; kept as the
+    /// reference the index and the ranking cache are tested against.
     Naive,
 }
 
@@ -41,10 +41,15 @@ pub struct Engine {
     pub(crate) funded_markets: Vec<MarketId>,
     /// The price-tick index (derived; rebuilt from the state when an engine is made).
     pub(crate) bands: crate::liquidation::Bands,
-    /// Buckets visited in the current event with their figures at the last visit (None when
-    /// unknown), for the margin-call check.
-    pub(crate) visited: BTreeMap<((AccountId, u32), Slot), Option<crate::health::Health>>,
+    /// Reused buffers of the liquidation passes.
+    pub(crate) scratch: crate::liquidation::PassScratch,
+    /// Reused buffer for a bucket's bands.
+    pub(crate) band_buf: Vec<crate::liquidation::Band>,
+    /// ADL rankings kept within the current event.
+    pub(crate) adl: crate::liquidation::AdlCache,
     pub scan: ScanMode,
+    /// Buckets visited by liquidation passes since the engine was made (statistics only).
+    pub visits: u64,
 }
 
 impl Default for Engine {
@@ -78,8 +83,11 @@ impl Engine {
             ticked_assets: Vec::new(),
             funded_markets: Vec::new(),
             bands: crate::liquidation::Bands::default(),
-            visited: BTreeMap::new(),
+            scratch: Default::default(),
+            band_buf: Vec::new(),
+            adl: Default::default(),
             scan,
+            visits: 0,
         };
         engine.rebuild_bands();
         engine
@@ -95,12 +103,18 @@ impl Engine {
         self.moved_assets.clear();
         self.ticked_assets.clear();
         self.funded_markets.clear();
-        self.visited.clear();
+        self.adl.clear();
         self.emit(Body::Accepted {
             order_unknown: [None, None],
         });
         match self.dispatch(&input.event) {
-            Ok(order_unknown) => self.out[0].body = Body::Accepted { order_unknown },
+            Ok(order_unknown) => {
+                if input.event.is_admin() {
+                    // Listings and parameters feed derived caches (band rates).
+                    self.state.venue_epoch += 1;
+                }
+                self.out[0].body = Body::Accepted { order_unknown };
+            }
             Err(rej) => {
                 debug_assert_eq!(self.out.len(), 1, "a rejected event emitted effects");
                 self.out.truncate(1);
@@ -195,6 +209,7 @@ impl Engine {
 
     pub(crate) fn mark_dirty(&mut self, account: AccountId, slot: Slot) {
         self.dirty.push((account, slot));
+        self.adl.touched(account, slot);
     }
 
     /// Sets a balance to `value` (already checked), records the move and keeps the holder index.

@@ -89,6 +89,10 @@ pub struct State {
     /// Rank of each market's name among all market names (for the pass order).
     #[rkyv(with = rkyv::with::Skip)]
     pub market_rank: Vec<u16>,
+    /// Bumped on every change of listings, parameters or dynamic margin factors (derived
+    /// caches key on it; not persisted).
+    #[rkyv(with = rkyv::with::Skip)]
+    pub venue_epoch: u64,
 }
 
 impl State {

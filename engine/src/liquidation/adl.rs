@@ -1,6 +1,11 @@
 //! Auto-deleveraging: the backstop closes a position against the opposite positions of the same
 //! market, the most profitable relative to their equity first. Buckets without a position in the
 //! market are never charged.
+//!
+//! Ranking every opposite position is O(n); a crash tick can back-stop many buckets of one
+//! market in the same event. Within an event prices do not move, so a ranking stays exact
+//! except for the buckets that changed since it was made (every change marks a bucket dirty):
+//! the [`AdlCache`] keeps each ranking for the event and re-ranks only those.
 
 use crate::account::Slot;
 use crate::engine::Engine;
@@ -12,7 +17,7 @@ use std::cmp::Ordering;
 
 /// A counterparty candidate with its ranking figures.
 #[derive(Clone, Copy, Debug)]
-struct Counterparty {
+pub(crate) struct Counterparty {
     account: AccountId,
     slot: Slot,
     key: (AccountId, u32),
@@ -20,6 +25,39 @@ struct Counterparty {
     upnl: i128,
     /// max(equity_maint, 1 native unit).
     equity: i128,
+}
+
+/// upnl / equity descending (equities are positive), then (account, bucket).
+fn rank_order(a: &Counterparty, b: &Counterparty) -> Ordering {
+    let lhs = I256::from(a.upnl) * I256::from(b.equity);
+    let rhs = I256::from(b.upnl) * I256::from(a.equity);
+    match rhs.cmp(&lhs) {
+        Ordering::Equal => a.key.cmp(&b.key),
+        o => o,
+    }
+}
+
+/// Rankings made during the current event, and the buckets changed since.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AdlCache {
+    /// (market, sign of the counterparties' positions) -> ranking, best first.
+    lists: Vec<((MarketId, i64), Vec<Counterparty>)>,
+    stale: Vec<(AccountId, Slot)>,
+}
+
+impl AdlCache {
+    /// Forgets everything (at the start of each event: prices may move between events).
+    pub(crate) fn clear(&mut self) {
+        self.lists.clear();
+        self.stale.clear();
+    }
+
+    /// Notes a changed bucket, if any ranking is kept.
+    pub(crate) fn touched(&mut self, account: AccountId, slot: Slot) {
+        if !self.lists.is_empty() {
+            self.stale.push((account, slot));
+        }
+    }
 }
 
 impl Engine {
@@ -39,7 +77,7 @@ impl Engine {
         else {
             return;
         };
-        let ranked = self.rank_counterparties(account, slot, market, size);
+        let chosen = self.choose_counterparties(account, slot, market, size);
         match self.plan_side(account, slot, market, Lots(-size.0), notional, 0) {
             Ok(plan) => self.commit_side(&plan),
             Err(_) => {
@@ -50,7 +88,7 @@ impl Engine {
         let total = size.0.unsigned_abs() as i128;
         let mut remaining = total;
         let mut paid = 0i128;
-        for cp in ranked {
+        for cp in chosen {
             if remaining == 0 {
                 break;
             }
@@ -86,55 +124,105 @@ impl Engine {
         debug_assert_eq!(remaining, 0, "sizes in a market must sum to zero");
     }
 
-    /// Opposite positions of every other bucket, ranked by upnl / max(equity_maint, 1) descending,
-    /// ties by (account, bucket).
-    fn rank_counterparties(
-        &self,
+    /// The best-ranked opposite positions, just enough to take `size`.
+    fn choose_counterparties(
+        &mut self,
         account: AccountId,
         slot: Slot,
         market: MarketId,
         size: Lots,
     ) -> Vec<Counterparty> {
-        let mut out = Vec::new();
-        for &(acc, s) in &self.state.markets[market.index()].holders {
-            if (acc, s) == (account, slot) {
-                continue;
-            }
-            let Some(bucket) = self.state.bucket(acc, s) else {
-                continue;
-            };
-            let Some(pos) = bucket.position(market) else {
-                continue;
-            };
-            if pos.size.signum() != -size.signum() {
-                continue;
-            }
-            let qd = self.state.quote_decimals();
-            let (Ok(upnl), Ok(equity)) = (
-                self.state.upnl_exact(pos).and_then(|u| u.floor(qd)),
-                self.state.equity_maint(bucket),
-            ) else {
-                debug_assert!(false, "ranking valuation overflow");
-                continue;
-            };
-            out.push(Counterparty {
-                account: acc,
-                slot: s,
-                key: self.state.pass_key(acc, s),
-                size: pos.size,
-                upnl,
-                equity: equity.max(1),
-            });
+        let side = -size.signum();
+        if self.scan == crate::engine::ScanMode::Naive {
+            // The reference: rank everything afresh each time.
+            self.adl.clear();
         }
-        out.sort_by(|a, b| {
-            // a before b when a.upnl / a.equity > b.upnl / b.equity (equities are positive).
-            let lhs = I256::from(a.upnl) * I256::from(b.equity);
-            let rhs = I256::from(b.upnl) * I256::from(a.equity);
-            match rhs.cmp(&lhs) {
-                Ordering::Equal => a.key.cmp(&b.key),
-                o => o,
+        self.refresh_rankings();
+        let pos = match self.adl.lists.iter().position(|l| l.0 == (market, side)) {
+            Some(i) => i,
+            None => {
+                let list = self.rank_all(market, side);
+                self.adl.lists.push(((market, side), list));
+                self.adl.lists.len() - 1
             }
-        });
+        };
+        let mut need = i128::from(size.0.unsigned_abs());
+        let mut chosen = Vec::new();
+        for cp in &self.adl.lists[pos].1 {
+            if need <= 0 {
+                break;
+            }
+            if (cp.account, cp.slot) == (account, slot) {
+                continue;
+            }
+            need -= i128::from(cp.size.0.unsigned_abs());
+            chosen.push(*cp);
+        }
+        chosen
+    }
+
+    /// The ranking figures of one bucket's position in `market` on side `side`, if it has one.
+    fn counterparty(
+        &self,
+        account: AccountId,
+        slot: Slot,
+        market: MarketId,
+        side: i64,
+    ) -> Option<Counterparty> {
+        let bucket = self.state.bucket(account, slot)?;
+        let pos = bucket.position(market)?;
+        if pos.size.signum() != side {
+            return None;
+        }
+        let qd = self.state.quote_decimals();
+        let (Ok(upnl), Ok(equity)) = (
+            self.state.upnl_exact(pos).and_then(|u| u.floor(qd)),
+            self.state.equity_maint(bucket),
+        ) else {
+            debug_assert!(false, "ranking valuation overflow");
+            return None;
+        };
+        Some(Counterparty {
+            account,
+            slot,
+            key: self.state.pass_key(account, slot),
+            size: pos.size,
+            upnl,
+            equity: equity.max(1),
+        })
+    }
+
+    /// Every position on `side` of `market`, ranked.
+    fn rank_all(&self, market: MarketId, side: i64) -> Vec<Counterparty> {
+        let mut out: Vec<Counterparty> = self.state.markets[market.index()]
+            .holders
+            .iter()
+            .filter_map(|&(acc, s)| self.counterparty(acc, s, market, side))
+            .collect();
+        out.sort_by(rank_order);
         out
+    }
+
+    /// Re-ranks, in every kept ranking, the buckets that changed since it was made.
+    fn refresh_rankings(&mut self) {
+        if self.adl.stale.is_empty() {
+            return;
+        }
+        let mut stale = std::mem::take(&mut self.adl.stale);
+        stale.sort_unstable();
+        stale.dedup();
+        let mut lists = std::mem::take(&mut self.adl.lists);
+        for ((market, side), list) in &mut lists {
+            list.retain(|cp| stale.binary_search(&(cp.account, cp.slot)).is_err());
+            for &(acc, slot) in &stale {
+                if let Some(cp) = self.counterparty(acc, slot, *market, *side) {
+                    let at = list.partition_point(|x| rank_order(x, &cp) == Ordering::Less);
+                    list.insert(at, cp);
+                }
+            }
+        }
+        self.adl.lists = lists;
+        stale.clear();
+        self.adl.stale = stale;
     }
 }

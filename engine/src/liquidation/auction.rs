@@ -133,16 +133,26 @@ impl Engine {
         price: Ticks,
     ) -> Result<Lots, Overflow> {
         let whole = pos.0.abs();
+        // Only this position and the quote balance change with the bid: value everything else
+        // once, then each probe re-values just the position (the sum is the same figure).
+        let bucket = self.state.bucket(account, slot).ok_or(Overflow)?;
+        let h = self.state.bucket_health(bucket, &Overlay::default())?;
+        let balance = bucket.balance(self.state.quote()).0;
+        let now = self
+            .state
+            .position_value(bucket.position(market).ok_or(Overflow)?)?;
+        let equity_rest = h.equity_maint - balance - now.upnl_maint;
+        let le_rest = h.le - now.le;
         let le_after = |x: i64| -> Result<i128, Overflow> {
             let plan = self.plan_bucket_side(account, slot, market, pos, Lots(x), price)?;
             let fee = self.liquidation_fee(market, Lots(x))?;
-            let overlay = Overlay {
-                balance: Some((self.state.quote(), Native(plan.balance_after.0 - fee))),
-                position: Some(plan.position),
-                ..Overlay::default()
+            let (upnl, le) = if plan.position.size.is_zero() {
+                (0, 0)
+            } else {
+                let v = self.state.position_value(&plan.position)?;
+                (v.upnl_maint, v.le)
             };
-            let bucket = self.state.bucket(account, slot).ok_or(Overflow)?;
-            Ok(self.state.bucket_health(bucket, &overlay)?.health_le())
+            Ok(equity_rest + plan.balance_after.0 - fee + upnl - (le_rest + le))
         };
         let x_need = if le_after(whole)? < 0 {
             whole

@@ -17,7 +17,6 @@
 use crate::account::{Bucket, Slot};
 use crate::health::Health;
 use crate::ids::{AccountId, AssetId, MarketId};
-use crate::num::exact::{div_round, pow10};
 use crate::num::{Exact, Overflow, Ratio, Round, RATIO_DECIMALS};
 use crate::state::State;
 use ethnum::I256;
@@ -38,6 +37,8 @@ pub(crate) struct Band {
     driver: Driver,
     lo: i128,
     hi: i128,
+    /// The driver's value when the band was computed.
+    centre: i128,
 }
 
 /// Bands of many buckets on one driver, ordered by each end.
@@ -81,13 +82,38 @@ impl BandSet {
     }
 }
 
+/// Rates, per unit of what drives them, in atto (10^-18) native quote units, rounded up.
+#[derive(Clone, Copy, Debug, Default)]
+struct MarketRates {
+    /// Per lot per tick of the base's index: |s| moves u, and r * mmf_max moves the requirement.
+    price_per_lot: i128,
+    /// Per lot per unit of the funding index.
+    funding_per_lot: i128,
+}
+
 /// The index of every bucket's bands.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Bands {
     prices: Vec<BandSet>,
     funding: Vec<BandSet>,
     by_bucket: FxHashMap<(AccountId, Slot), Vec<Band>>,
+    /// Per market and per asset (collateral) rates, valid for `rates_epoch` of the venue.
+    market_rates: Vec<MarketRates>,
+    asset_rates: Vec<i128>,
+    rates_epoch: Option<u64>,
+    drivers: Vec<(Driver, i128)>,
+    /// Buckets whose bands could not be computed, or whose auction may run out any moment:
+    /// visited on every event instead (never dropped from view).
+    pub(crate) unbanded: BTreeSet<(AccountId, Slot)>,
+    /// Liquidating buckets by the earliest time their auction can run out.
+    wake: BTreeSet<(u64, AccountId, Slot)>,
+    wake_at: FxHashMap<(AccountId, Slot), u64>,
 }
+
+/// Share of a bucket's buffer given to a price driver relative to a funding driver: prices move
+/// on every tick, funding once an hour.
+const PRICE_WEIGHT: i128 = 4;
+const ATTO: i128 = 1_000_000_000_000_000_000;
 
 impl Bands {
     fn set(&mut self, d: Driver) -> &mut BandSet {
@@ -125,6 +151,48 @@ impl Bands {
         }
     }
 
+    /// A bucket that cannot be banded: watched on every event.
+    pub(crate) fn unbandable(&mut self, key: (AccountId, Slot)) {
+        self.clear(key);
+        self.unschedule(key);
+        self.unbanded.insert(key);
+    }
+
+    /// Wakes a liquidating bucket at `at` (when its auction can first run out), or on every
+    /// event once that time has come.
+    pub(crate) fn schedule(&mut self, key: (AccountId, Slot), at: u64, clock: u64) {
+        if at <= clock {
+            self.unschedule(key);
+            self.unbanded.insert(key);
+            return;
+        }
+        if self.wake_at.get(&key) == Some(&at) {
+            return;
+        }
+        self.unschedule(key);
+        self.wake.insert((at, key.0, key.1));
+        self.wake_at.insert(key, at);
+    }
+
+    pub(crate) fn unschedule(&mut self, key: (AccountId, Slot)) {
+        if let Some(at) = self.wake_at.remove(&key) {
+            self.wake.remove(&(at, key.0, key.1));
+        }
+    }
+
+    /// Buckets whose wake-up time has come (they stay scheduled until their next visit).
+    pub(crate) fn due(&self, clock: u64, out: &mut Vec<(AccountId, Slot)>) {
+        let until = (
+            Bound::Unbounded,
+            Bound::Included((
+                clock,
+                AccountId(u64::MAX),
+                Slot::Isolated(MarketId(u16::MAX)),
+            )),
+        );
+        out.extend(self.wake.range(until).map(|e| (e.1, e.2)));
+    }
+
     /// Removes every band of a bucket.
     pub(crate) fn clear(&mut self, key: (AccountId, Slot)) {
         if let Some(old) = self.by_bucket.remove(&key) {
@@ -134,36 +202,49 @@ impl Bands {
         }
     }
 
-    /// Stores new safe bands for a bucket unless the stored ones still lie inside them. New
-    /// bands are stored at half their safe width, so that small changes of the bucket (a fill)
-    /// usually leave the stored ones valid.
+    /// Stores new safe bands for a bucket, keeping each stored band that still lies inside its
+    /// new safe band. New bands are stored at three quarters of their safe width, so that small
+    /// changes of the bucket (a fill) usually leave the stored ones valid.
     pub(crate) fn update(&mut self, key: (AccountId, Slot), safe: &[Band]) {
-        if let Some(old) = self.by_bucket.get(&key) {
-            let still_valid = old.len() == safe.len()
-                && safe.iter().all(|s| {
-                    old.iter()
-                        .any(|o| o.driver == s.driver && s.lo <= o.lo && o.hi <= s.hi)
-                });
-            if still_valid {
-                return;
+        let mut stored = self.by_bucket.remove(&key).unwrap_or_default();
+        // Drop stored bands of drivers the bucket no longer has.
+        let mut i = 0;
+        while i < stored.len() {
+            if safe.iter().any(|s| s.driver == stored[i].driver) {
+                i += 1;
+            } else {
+                let b = stored.swap_remove(i);
+                self.set(b.driver).remove(b.lo, b.hi, key);
             }
         }
-        self.clear(key);
-        if safe.is_empty() {
-            return;
-        }
-        let mut stored = Vec::with_capacity(safe.len());
         for s in safe {
-            let quarter = (s.hi - s.lo) / 4;
-            let b = Band {
+            let eighth = (s.hi - s.lo) / 8;
+            let narrow = Band {
                 driver: s.driver,
-                lo: s.lo + quarter,
-                hi: s.hi - quarter,
+                lo: s.lo + eighth,
+                hi: s.hi - eighth,
+                centre: s.centre,
             };
-            self.set(b.driver).insert(b.lo, b.hi, key);
-            stored.push(b);
+            match stored.iter_mut().find(|o| o.driver == s.driver) {
+                // Still safe, and the driver's value is still inside it.
+                Some(o) if s.lo <= o.lo && o.hi <= s.hi && o.lo <= s.centre && s.centre <= o.hi => {
+                }
+                Some(o) => {
+                    let old = *o;
+                    *o = narrow;
+                    let set = self.set(s.driver);
+                    set.remove(old.lo, old.hi, key);
+                    set.insert(narrow.lo, narrow.hi, key);
+                }
+                None => {
+                    self.set(s.driver).insert(narrow.lo, narrow.hi, key);
+                    stored.push(narrow);
+                }
+            }
         }
-        self.by_bucket.insert(key, stored);
+        if !stored.is_empty() {
+            self.by_bucket.insert(key, stored);
+        }
     }
 
     /// Entries in all price and funding sets (for tests and statistics).
@@ -174,48 +255,181 @@ impl Bands {
             .map(BandSet::len)
             .sum()
     }
-}
 
-impl State {
-    /// The safe bands of a bucket given its figures, centred on the current prices. Empty when
-    /// nothing a driver does can change its status (no exposure) or when it is in liquidation
-    /// (liquidating buckets are visited on every event anyway).
-    pub(crate) fn safe_bands(&self, bucket: &Bucket, h: &Health) -> Result<Vec<Band>, Overflow> {
-        if bucket.is_liquidating() {
-            return Ok(Vec::new());
+    /// Recomputes the per-market and per-asset rates when the venue changed.
+    fn refresh_rates(&mut self, state: &State, epoch: u64) -> Result<(), Overflow> {
+        if self.rates_epoch == Some(epoch) {
+            return Ok(());
         }
-        let buffer = self.band_buffer(bucket, h);
-        let drivers = self.band_drivers(bucket)?;
-        if drivers.is_empty() {
-            return Ok(Vec::new());
+        let qd = state.quote_decimals();
+        let r_max = state
+            .venue
+            .markets
+            .iter()
+            .map(|m| m.margin_call)
+            .max()
+            .unwrap_or(Ratio::ONE);
+        let quote_atto = Exact::new(1, 0)
+            .times(Exact::new(pow10_i128(qd), 0))?
+            .times(Exact::new(ATTO, 0))?;
+        self.market_rates.clear();
+        for (i, cfg) in state.venue.markets.iter().enumerate() {
+            let m = MarketId(i as u16);
+            let base = state.venue.asset(cfg.base);
+            // The fastest a requirement can move per unit of notional: r * mmf_max for the
+            // margin call, imf_max for the liquidation-end level; rounded up to 18 decimals (a
+            // larger rate only narrows bands).
+            let call = r_max
+                .exact()
+                .times(state.fraction_max(m, false))?
+                .ceil(RATIO_DECIMALS)?;
+            let init = state.fraction_max(m, true).ceil(RATIO_DECIMALS)?;
+            let mm = Exact::new(call.max(init), RATIO_DECIMALS);
+            let per_lot_tick = quote_atto
+                .times(Exact::new(1, cfg.size_decimals))?
+                .times(Exact::new(1, base.price_scale))?
+                .times(Exact::int(1).plus(mm)?)?;
+            let per_lot_unit = quote_atto
+                .times(Exact::new(1, cfg.size_decimals))?
+                .times(Exact::new(1, state.funding_scale(m)))?;
+            self.market_rates.push(MarketRates {
+                price_per_lot: per_lot_tick.ceil(0)?.max(1),
+                funding_per_lot: per_lot_unit.ceil(0)?.max(1),
+            });
         }
-        let share = (buffer.max(0) / drivers.len() as i128).max(0);
-        let mut out = Vec::with_capacity(drivers.len());
-        for (driver, rate) in drivers {
-            // half-width = floor(share / rate); rate = m / 10^k, so floor(share * 10^k / m).
-            let half = div_round(
-                I256::from(share)
-                    .checked_mul(pow10(rate.scale())?)
-                    .ok_or(Overflow)?,
-                rate.mantissa(),
-                Round::Floor,
-            )?;
-            let half = i128::try_from(half)
-                .unwrap_or(i128::MAX / 4)
+        self.asset_rates.clear();
+        for a in &state.venue.assets {
+            let w = a.weight_maint.max(a.weight_init);
+            let per_native_tick = quote_atto
+                .times(Exact::new(1, a.decimals))?
+                .times(Exact::new(1, a.price_scale))?
+                .times(w.exact())?;
+            self.asset_rates.push(per_native_tick.ceil(0)?);
+        }
+        self.rates_epoch = Some(epoch);
+        Ok(())
+    }
+
+    /// Tracks a visited bucket from its figures: its safe bands, and for a liquidating bucket
+    /// the time its auction can first run out. `buf` is scratch for the bands.
+    pub(crate) fn track(
+        &mut self,
+        state: &State,
+        key: (AccountId, Slot),
+        bucket: &Bucket,
+        h: &Health,
+        buf: &mut Vec<Band>,
+    ) {
+        self.unbanded.remove(&key);
+        if let Err(()) = self.safe_bands(state, bucket, h, buf).map_err(|_| ()) {
+            return self.unbandable(key);
+        }
+        self.update(key, buf);
+        match bucket.liquidation {
+            Some(liq) => {
+                let shortest = bucket
+                    .positions
+                    .iter()
+                    .map(|p| state.venue.market(p.market).liq_auction_us)
+                    .min()
+                    .unwrap_or(0);
+                self.schedule(key, liq.started_us.saturating_add(shortest), state.clock_us);
+            }
+            None => self.unschedule(key),
+        }
+    }
+
+    /// The safe bands of a bucket given its figures, centred on the current prices, into `out`.
+    /// Empty when nothing a driver does can change its status (no exposure).
+    pub(crate) fn safe_bands(
+        &mut self,
+        state: &State,
+        bucket: &Bucket,
+        h: &Health,
+        out: &mut Vec<Band>,
+    ) -> Result<(), Overflow> {
+        out.clear();
+        self.refresh_rates(state, state.venue_epoch())?;
+        let buffer = state.band_buffer(bucket, h).max(0);
+        self.collect_drivers(state, bucket);
+        if self.drivers.is_empty() {
+            return Ok(());
+        }
+        let weights: i128 = self
+            .drivers
+            .iter()
+            .map(|(d, _)| {
+                if matches!(d, Driver::Price(_)) {
+                    PRICE_WEIGHT
+                } else {
+                    1
+                }
+            })
+            .sum();
+        for &(driver, rate) in &self.drivers {
+            let w = if matches!(driver, Driver::Price(_)) {
+                PRICE_WEIGHT
+            } else {
+                1
+            };
+            let share = buffer / weights * w;
+            // half-width = floor(share / rate), rate in atto units.
+            let half = crate::num::mul_div(share, ATTO, rate.max(1), Round::Floor)
+                .unwrap_or(0)
                 .min(i128::MAX / 4);
             let centre = match driver {
-                Driver::Price(a) => i128::from(self.index(a).unwrap_or(0)),
-                Driver::Funding(m) => self.markets[m.index()].funding_index,
+                Driver::Price(a) => i128::from(state.index(a).unwrap_or(0)),
+                Driver::Funding(m) => state.markets[m.index()].funding_index,
             };
             out.push(Band {
                 driver,
                 lo: centre.saturating_sub(half),
                 hi: centre.saturating_add(half),
+                centre,
             });
         }
-        Ok(out)
+        Ok(())
     }
 
+    /// Each driver of a bucket with its rate (atto native per tick or funding unit).
+    fn collect_drivers(&mut self, state: &State, bucket: &Bucket) {
+        self.drivers.clear();
+        let add = |drivers: &mut Vec<(Driver, i128)>, d: Driver, rate: i128| {
+            if rate <= 0 {
+                return;
+            }
+            match drivers.iter_mut().find(|(x, _)| *x == d) {
+                Some((_, r)) => *r = r.saturating_add(rate),
+                None => drivers.push((d, rate)),
+            }
+        };
+        for p in &bucket.positions {
+            let rates = self.market_rates[p.market.index()];
+            let lots = i128::from(p.size.0.unsigned_abs());
+            let base = state.venue.market(p.market).base;
+            add(
+                &mut self.drivers,
+                Driver::Price(base),
+                lots.saturating_mul(rates.price_per_lot),
+            );
+            add(
+                &mut self.drivers,
+                Driver::Funding(p.market),
+                lots.saturating_mul(rates.funding_per_lot),
+            );
+        }
+        let quote = state.quote();
+        for (asset, balance) in bucket.non_quote_assets(quote) {
+            let rate = balance
+                .0
+                .abs()
+                .saturating_mul(self.asset_rates[asset.index()]);
+            add(&mut self.drivers, Driver::Price(asset), rate);
+        }
+    }
+}
+
+impl State {
     /// The buffer a band may use, in quote native units, after the rounding slop.
     fn band_buffer(&self, bucket: &Bucket, h: &Health) -> i128 {
         let ratio = self.margin_call_ratio(bucket).unwrap_or(Ratio::ONE);
@@ -229,6 +443,15 @@ impl State {
         };
         let buffer = if !bucket.has_positions() {
             h.equity_maint
+        } else if bucket.is_liquidating() {
+            // In liquidation it ends at health_le >= 0 and is closed out at equity_maint <= 0;
+            // its margin-call flag may flip too.
+            let flag = if bucket.margin_called {
+                -call_buffer - 1
+            } else {
+                call_buffer
+            };
+            (h.equity_maint - 1).min(-h.health_le() - 1).min(flag)
         } else if bucket.margin_called {
             // Under the call ratio: it may come back above it, or fall to a liquidation.
             let up = -call_buffer - 1;
@@ -244,77 +467,36 @@ impl State {
         buffer.saturating_sub(terms)
     }
 
-    /// Each driver of a bucket with its rate: the most its buffer can shrink per tick of the
-    /// asset's index (or per unit of a market's funding index), as an exact value in quote
-    /// native units.
-    fn band_drivers(&self, bucket: &Bucket) -> Result<Vec<(Driver, Exact)>, Overflow> {
-        let qd = self.quote_decimals();
-        let ratio = self.margin_call_ratio(bucket).unwrap_or(Ratio::ONE).exact();
-        let mut out: Vec<(Driver, Exact)> = Vec::new();
-        let mut add = |d: Driver, rate: Exact| -> Result<(), Overflow> {
-            if !rate.is_positive() {
-                return Ok(());
-            }
-            match out.iter_mut().find(|(x, _)| *x == d) {
-                Some((_, r)) => *r = r.plus(rate)?,
-                None => out.push((d, rate)),
-            }
-            Ok(())
-        };
-        for p in &bucket.positions {
-            let cfg = self.venue.market(p.market);
-            let base = self.venue.asset(cfg.base);
-            let lots = p.size.abs().exact(cfg.size_decimals);
-            // One tick of price moves u by |s| ticks and the requirement by at most
-            // |s| * mmf_max per tick, weighted by r in the call buffer.
-            let tick = Exact::new(1, base.price_scale);
-            let mm_rate = ratio.times(self.mmf_max(p.market))?;
-            let per_tick = lots.times(tick)?.times(Exact::int(1).plus(mm_rate)?)?;
-            add(Driver::Price(cfg.base), per_tick.rescale_to(qd)?)?;
-            // One unit of the funding index moves g by |s| units.
-            let unit = Exact::new(1, self.funding_scale(p.market));
-            add(Driver::Funding(p.market), lots.times(unit)?.rescale_to(qd)?)?;
-        }
-        let quote = self.quote();
-        for (asset, balance) in bucket.non_quote_assets(quote) {
-            let cfg = self.venue.asset(asset);
-            let weight = cfg.weight_maint.max(cfg.weight_init);
-            let tick = Exact::new(1, cfg.price_scale);
-            let per_tick = balance
-                .exact(cfg.decimals)
-                .abs()?
-                .times(tick)?
-                .times(weight.exact())?;
-            add(Driver::Price(asset), per_tick.rescale_to(qd)?)?;
-        }
-        Ok(out)
-    }
-
-    /// The largest maintenance fraction a market applies (its own or a tier's), scaled by its
-    /// dynamic factor.
-    fn mmf_max(&self, market: MarketId) -> Exact {
+    /// The largest maintenance (or initial) fraction a market applies, its own or a tier's,
+    /// scaled by its dynamic factor.
+    fn fraction_max(&self, market: MarketId, initial: bool) -> Exact {
         let cfg = self.venue.market(market);
+        let pick = |imf: Ratio, mmf: Ratio| if initial { imf } else { mmf };
+        let own = pick(cfg.imf, cfg.mmf);
         let top = cfg
             .tiers
             .iter()
-            .map(|t| t.mmf)
+            .map(|t| pick(t.imf, t.mmf))
             .max()
-            .unwrap_or(cfg.mmf)
-            .max(cfg.mmf);
+            .unwrap_or(own)
+            .max(own);
         let scale = self.markets[market.index()]
             .fraction_scale
             .max(Ratio::ONE.0);
         let v = Exact::new(top.0, RATIO_DECIMALS);
-        v.times(Exact::new(scale, RATIO_DECIMALS)).unwrap_or(v)
+        match v
+            .times(Exact::new(scale, RATIO_DECIMALS))
+            .and_then(|x| x.ceil(RATIO_DECIMALS))
+        {
+            Ok(up) => Exact::new(up, RATIO_DECIMALS),
+            Err(_) => Exact::int(1), // a fraction is at most 1 times a bounded scale
+        }
     }
-}
 
-impl Exact {
-    /// The value in native units of `decimals` as an exact value, without rounding (an exact
-    /// value is already exact; this only states the unit for readers).
-    fn rescale_to(self, decimals: u8) -> Result<Exact, Overflow> {
-        // quote native = value * 10^decimals: multiply the mantissa, keep the scale.
-        self.times(Exact::new(pow10_i128(decimals), 0))
+    /// A number that changes whenever anything the band rates depend on changes: listings,
+    /// parameters, dynamic margin factors.
+    pub(crate) fn venue_epoch(&self) -> u64 {
+        self.venue_epoch
     }
 }
 

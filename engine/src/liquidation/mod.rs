@@ -12,17 +12,33 @@ mod auction;
 mod backstop;
 mod bands;
 
-pub(crate) use bands::Bands;
+pub(crate) use adl::AdlCache;
+pub(crate) use bands::{Band, Bands};
 
 use crate::account::{Liquidation, Slot};
 use crate::engine::Engine;
 use crate::health::{Health, Overlay};
 use crate::ids::AccountId;
+use crate::ids::{AssetId, MarketId};
 use crate::record::{Body, EndReason, Num};
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// A bucket in pass order.
 pub(crate) type PassEntry = ((AccountId, u32), Slot);
+
+/// Buffers the passes reuse from event to event, so that settling allocates nothing once they
+/// have grown to size.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PassScratch {
+    pending: BinaryHeap<Reverse<PassEntry>>,
+    next: Vec<PassEntry>,
+    /// Buckets visited in this event with the figures of each visit (None when a rule acted).
+    visited: Vec<(PassEntry, Option<Health>)>,
+    crossed: Vec<(AccountId, Slot)>,
+    walk_markets: Vec<MarketId>,
+    walk_assets: Vec<AssetId>,
+}
 
 /// More passes than this in one event means a rule keeps undoing another: a bug. The loop stops
 /// rather than spin, and debug builds fail loudly.
@@ -31,31 +47,36 @@ const PASSES_MAX: u32 = 10_000;
 impl Engine {
     /// Runs the liquidation passes for the current event, then the margin-call check.
     pub(crate) fn settle(&mut self) {
-        let mut pending = self.first_pass_candidates();
-        let mut next: BTreeSet<PassEntry> = BTreeSet::new();
+        let mut sc = std::mem::take(&mut self.scratch);
+        sc.visited.clear();
+        self.first_pass_candidates(&mut sc);
         let mut passes = 0;
         loop {
             let mut changed = false;
-            while let Some(entry) = pending.pop_first() {
+            let mut last: Option<PassEntry> = None;
+            while let Some(Reverse(entry)) = sc.pending.pop() {
+                if last == Some(entry) {
+                    continue; // queued twice in this pass
+                }
+                last = Some(entry);
+                self.visits += 1;
                 self.dirty.clear();
                 let (acted, health) = self.visit(entry.0 .0, entry.1);
                 // The figures stay valid unless the bucket changes again, and then it is visited
                 // again (every change marks it dirty), so the last visit's figures are current.
-                self.visited
-                    .insert(entry, if acted { None } else { health });
-                let dirtied = std::mem::take(&mut self.dirty);
-                for (acc, slot) in dirtied.iter().copied() {
+                sc.visited.push((entry, if acted { None } else { health }));
+                for i in 0..self.dirty.len() {
+                    let (acc, slot) = self.dirty[i];
                     let e = (self.state.pass_key(acc, slot), slot);
                     if e > entry {
-                        pending.insert(e);
+                        sc.pending.push(Reverse(e));
                     } else {
-                        next.insert(e);
+                        sc.next.push(e);
                     }
                 }
-                self.dirty = dirtied;
                 if acted {
                     changed = true;
-                    next.insert(entry);
+                    sc.next.push(entry);
                 }
             }
             passes += 1;
@@ -63,76 +84,79 @@ impl Engine {
                 debug_assert!(passes < PASSES_MAX, "liquidation passes did not settle");
                 break;
             }
-            pending = std::mem::take(&mut next);
+            sc.next.sort_unstable();
+            sc.next.dedup();
+            sc.pending.extend(sc.next.drain(..).map(Reverse));
         }
+        sc.next.clear();
+        sc.pending.clear();
         self.dirty.clear();
-        self.margin_calls();
+        self.margin_calls(&mut sc);
+        self.scratch = sc;
     }
 
     /// Buckets the event changed or exposed to a moved price, plus every liquidating bucket.
-    fn first_pass_candidates(&mut self) -> BTreeSet<PassEntry> {
-        let mut set: BTreeSet<PassEntry> = BTreeSet::new();
-        let mut add = |state: &crate::state::State, acc: AccountId, slot: Slot| {
-            set.insert((state.pass_key(acc, slot), slot));
-        };
-        for &(acc, slot) in &self.dirty {
-            add(&self.state, acc, slot);
-        }
-        for &(acc, slot) in &self.state.liquidating {
-            add(&self.state, acc, slot);
-        }
-        let naive = self.scan == crate::engine::ScanMode::Naive;
-        let mut walk_markets: Vec<crate::ids::MarketId> = self.moved_markets.clone();
-        let mut walk_assets: Vec<crate::ids::AssetId> = self.moved_assets.clone();
-        if naive {
-            walk_markets.extend(self.funded_markets.iter().copied());
-            for &a in &self.ticked_assets {
-                walk_assets.push(a);
-                walk_markets.extend(
-                    (0..self.state.venue.markets.len())
-                        .map(|i| crate::ids::MarketId(i as u16))
-                        .filter(|m| self.state.venue.market(*m).base == a),
-                );
-            }
+    fn first_pass_candidates(&mut self, sc: &mut PassScratch) {
+        let state = &self.state;
+        let key = |acc: AccountId, slot: Slot| Reverse((state.pass_key(acc, slot), slot));
+        sc.pending
+            .extend(self.dirty.iter().map(|&(a, s)| key(a, s)));
+        if self.scan == crate::engine::ScanMode::Naive {
+            sc.pending
+                .extend(state.liquidating.iter().map(|&(a, s)| key(a, s)));
         } else {
-            let mut crossed = Vec::new();
+            // Liquidating buckets are banded like the others; their auction clock wakes them.
+            sc.pending
+                .extend(self.bands.unbanded.iter().map(|&(a, s)| key(a, s)));
+            sc.crossed.clear();
+            self.bands.due(state.clock_us, &mut sc.crossed);
+            sc.pending
+                .extend(sc.crossed.iter().map(|&(a, s)| key(a, s)));
+        }
+        sc.walk_markets.clear();
+        sc.walk_assets.clear();
+        sc.walk_markets.extend_from_slice(&self.moved_markets);
+        sc.walk_assets.extend_from_slice(&self.moved_assets);
+        if self.scan == crate::engine::ScanMode::Naive {
+            sc.walk_markets.extend_from_slice(&self.funded_markets);
+            sc.walk_assets.extend_from_slice(&self.ticked_assets);
+        } else {
+            sc.crossed.clear();
             for &a in &self.ticked_assets {
-                let ticks = i128::from(self.state.index(a).unwrap_or(0));
-                self.bands.crossed_price(a, ticks, &mut crossed);
+                let ticks = i128::from(state.index(a).unwrap_or(0));
+                self.bands.crossed_price(a, ticks, &mut sc.crossed);
             }
             for &m in &self.funded_markets {
-                let f = self.state.markets[m.index()].funding_index;
-                self.bands.crossed_funding(m, f, &mut crossed);
+                self.bands.crossed_funding(
+                    m,
+                    state.markets[m.index()].funding_index,
+                    &mut sc.crossed,
+                );
             }
-            for (acc, slot) in crossed {
-                add(&self.state, acc, slot);
+            sc.pending
+                .extend(sc.crossed.iter().map(|&(a, s)| key(a, s)));
+        }
+        for &a in &sc.walk_assets {
+            sc.pending.extend(
+                state.assets[a.index()]
+                    .holders
+                    .iter()
+                    .map(|&acc| key(acc, Slot::Cross)),
+            );
+            for (i, m) in state.venue.markets.iter().enumerate() {
+                if m.base == a {
+                    sc.walk_markets.push(MarketId(i as u16));
+                }
             }
         }
-        for m in walk_markets {
-            for &(acc, slot) in &self.state.markets[m.index()].holders {
-                add(&self.state, acc, slot);
-            }
+        for &m in &sc.walk_markets {
+            sc.pending.extend(
+                state.markets[m.index()]
+                    .holders
+                    .iter()
+                    .map(|&(a, s)| key(a, s)),
+            );
         }
-        for a in walk_assets {
-            for &acc in &self.state.assets[a.index()].holders {
-                add(&self.state, acc, Slot::Cross);
-            }
-            for &(acc, slot) in self.markets_holders_on(a).iter() {
-                add(&self.state, acc, slot);
-            }
-        }
-        set
-    }
-
-    /// Buckets holding a position in a market whose base is `asset`.
-    fn markets_holders_on(&self, asset: crate::ids::AssetId) -> Vec<(AccountId, Slot)> {
-        let mut out = Vec::new();
-        for (i, m) in self.state.venue.markets.iter().enumerate() {
-            if m.base == asset {
-                out.extend(self.state.markets[i].holders.iter().copied());
-            }
-        }
-        out
     }
 
     /// Computes every bucket's bands from scratch (a new engine over a loaded state).
@@ -149,9 +173,9 @@ impl Engine {
                 let Ok(h) = self.state.bucket_health(bucket, &Overlay::default()) else {
                     continue;
                 };
-                if let Ok(safe) = self.state.safe_bands(bucket, &h) {
-                    self.bands.update((acc.id, slot), &safe);
-                }
+                let mut buf = Vec::new();
+                self.bands
+                    .track(&self.state, (acc.id, slot), bucket, &h, &mut buf);
             }
         }
     }
@@ -273,70 +297,68 @@ impl Engine {
         self.state.clock_us.saturating_sub(liq.started_us) >= auction_us
     }
 
-    /// Rule 6: a `margin_call` record once per crossing under the ratio, for visited buckets.
-    fn margin_calls(&mut self) {
-        let visited = std::mem::take(&mut self.visited);
-        for (&(key, slot), cached) in &visited {
-            let account = key.0;
-            let Some(bucket) = self.state.bucket(account, slot) else {
-                continue;
-            };
-            let under = match self.state.margin_call_ratio(bucket) {
-                None => None,
-                Some(ratio) => cached
-                    .or_else(|| self.state.bucket_health(bucket, &Overlay::default()).ok())
-                    .map(|h| (h, under_ratio(h.equity_maint, h.mm, ratio.0))),
-            };
-            let was = bucket.margin_called;
-            let now = under.is_some_and(|(_, u)| u);
-            if now != was {
-                if let Some(b) = self.state.bucket_mut(account, slot) {
-                    b.margin_called = now;
-                }
-            }
-            self.refresh_bands(account, slot, cached);
-            if now == was {
+    /// Rule 6: a `margin_call` record once per crossing under the ratio, for visited buckets;
+    /// then their bands are refreshed.
+    fn margin_calls(&mut self, sc: &mut PassScratch) {
+        // Stable sort by bucket, then keep each bucket's last visit (its current figures).
+        sc.visited.sort_by_key(|v| v.0);
+        let mut i = 0;
+        while i < sc.visited.len() {
+            let (entry, cached) = sc.visited[i];
+            i += 1;
+            if sc.visited.get(i).is_some_and(|n| n.0 == entry) {
                 continue;
             }
-            if let (true, Some((h, _))) = (now, under) {
-                let qd = self.state.quote_decimals();
-                let bucket = self.bucket_name(slot);
-                self.emit(Body::MarginCall {
-                    account,
-                    bucket,
-                    equity_maint: Num::new(h.equity_maint, qd),
-                    mm: Num::new(h.mm, qd),
-                });
+            self.margin_call_of(entry.0 .0, entry.1, cached);
+        }
+    }
+
+    fn margin_call_of(&mut self, account: AccountId, slot: Slot, cached: Option<Health>) {
+        let Some(bucket) = self.state.bucket(account, slot) else {
+            self.bands.clear((account, slot));
+            return;
+        };
+        let health = cached.or_else(|| self.state.bucket_health(bucket, &Overlay::default()).ok());
+        let under = match (self.state.margin_call_ratio(bucket), health) {
+            (Some(ratio), Some(h)) => under_ratio(h.equity_maint, h.mm, ratio.0),
+            _ => false,
+        };
+        let was = bucket.margin_called;
+        if under != was {
+            if let Some(b) = self.state.bucket_mut(account, slot) {
+                b.margin_called = under;
             }
         }
-        self.visited = visited;
-        self.visited.clear();
+        if let Some(h) = health {
+            self.refresh_bands(account, slot, &h);
+        }
+        if under && !was {
+            let h = health.unwrap_or_default();
+            let qd = self.state.quote_decimals();
+            let bucket = self.bucket_name(slot);
+            self.emit(Body::MarginCall {
+                account,
+                bucket,
+                equity_maint: Num::new(h.equity_maint, qd),
+                mm: Num::new(h.mm, qd),
+            });
+        }
     }
 }
 
 impl Engine {
     /// Recomputes a visited bucket's bands (after its margin-call flag is settled).
-    fn refresh_bands(&mut self, account: AccountId, slot: Slot, cached: &Option<Health>) {
+    fn refresh_bands(&mut self, account: AccountId, slot: Slot, h: &Health) {
         if self.scan == crate::engine::ScanMode::Naive {
             return;
         }
         let Some(bucket) = self.state.bucket(account, slot) else {
-            self.bands.clear((account, slot));
-            return;
+            return self.bands.clear((account, slot));
         };
-        let h = match cached {
-            Some(h) => *h,
-            None => match self.state.bucket_health(bucket, &Overlay::default()) {
-                Ok(h) => h,
-                Err(_) => return self.bands.clear((account, slot)),
-            },
-        };
-        match self.state.safe_bands(bucket, &h) {
-            Ok(safe) => self.bands.update((account, slot), &safe),
-            // No band means the bucket is looked at only when it changes: make it always crossed
-            // instead by leaving no entry and visiting it through the liquidating or dirty sets.
-            Err(_) => self.bands.clear((account, slot)),
-        }
+        let mut buf = std::mem::take(&mut self.band_buf);
+        self.bands
+            .track(&self.state, (account, slot), bucket, h, &mut buf);
+        self.band_buf = buf;
     }
 }
 
