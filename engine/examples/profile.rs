@@ -66,7 +66,10 @@ fn main() {
             h.value_at_quantile(0.9),
             h.value_at_quantile(0.99),
             h.max(),
-            h.iter_recorded().map(|v| v.value_iterated_to() * v.count_at_value()).sum::<u64>() / 1_000_000,
+            h.iter_recorded()
+                .map(|v| v.value_iterated_to() * v.count_at_value())
+                .sum::<u64>()
+                / 1_000_000,
             visits[t] / h.len().max(1)
         );
     }

@@ -80,6 +80,8 @@ pub struct Bucket {
     pub margin_called: bool,
     /// Index prints a breach has persisted for (spike guard).
     pub breach_prints: u32,
+    /// The input that last counted a print (a print counts once per event).
+    pub breach_input: u64,
 }
 
 impl Bucket {

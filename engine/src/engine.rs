@@ -47,6 +47,9 @@ pub struct Engine {
     pub(crate) band_buf: Vec<crate::liquidation::Band>,
     /// ADL rankings kept within the current event.
     pub(crate) adl: crate::liquidation::AdlCache,
+    /// Breached buckets a guard holds back (spike guard, circuit breaker): visited on every
+    /// event until they start or recover.
+    pub(crate) deferred: std::collections::BTreeSet<(AccountId, Slot)>,
     pub scan: ScanMode,
     /// Buckets visited by liquidation passes since the engine was made (statistics only).
     pub visits: u64,
@@ -86,10 +89,12 @@ impl Engine {
             scratch: Default::default(),
             band_buf: Vec::new(),
             adl: Default::default(),
+            deferred: Default::default(),
             scan,
             visits: 0,
         };
         engine.rebuild_bands();
+        engine.rebuild_deferred();
         engine
     }
 

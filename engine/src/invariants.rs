@@ -140,7 +140,7 @@ fn buckets(state: &State, errors: &mut Vec<String>) {
                     if b.has_positions()
                         && h.health_maint() < 0
                         && !b.is_liquidating()
-                        && b.breach_prints == 0 =>
+                        && !state.liquidation_deferred(b) =>
                 {
                     errors.push(format!(
                         "account {} {:?}: health_maint {} < 0 but not in liquidation",

@@ -310,6 +310,8 @@ pub enum Body {
         asset: Symbol,
         index: Num,
         sources: u8,
+        /// The circuit breaker holds the asset volatile.
+        volatile: bool,
     },
     OracleStale {
         asset: Symbol,

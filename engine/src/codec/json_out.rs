@@ -196,10 +196,14 @@ fn write_body(o: &mut Obj<'_>, body: &Body) {
             asset,
             index,
             sources,
+            volatile,
         } => {
             o.sym("asset", asset)
                 .num("index", *index)
                 .int("sources", sources);
+            if *volatile {
+                o.bool("volatile", true);
+            }
         }
         Body::OracleStale { asset, stale } => {
             o.sym("asset", asset).bool("stale", *stale);

@@ -51,12 +51,13 @@ impl Engine {
                 price: Num::new(i128::from(p.0), cfg.price_scale),
             });
         }
+        let volatile = self.on_index_print(id, before.map(|t| t.0), index.0);
         self.emit(Body::Index {
             asset: cfg.name,
             index: Num::new(i128::from(index.0), cfg.price_scale),
             sources: update.kept,
+            volatile,
         });
-        self.on_index_print(id, before.map(|t| t.0), index.0);
         if before != Some(index) {
             self.ticked_assets.push(id);
         }

@@ -31,7 +31,7 @@ impl Engine {
         }
         let mut deficit = (0, 0, 0);
         if e < 0 {
-            let cover = self.fund_cover(&closings, -e);
+            let cover = self.fund_cover(slot, -e);
             let socialized = -e - cover;
             allocate_loss(&mut closings, socialized, &self.state);
             deficit = (-e, cover, socialized);
@@ -41,7 +41,7 @@ impl Engine {
         }
         self.cancel_bucket_orders(account, slot);
         if e < 0 {
-            self.draw_fund(account, slot, &closings, deficit.1);
+            self.draw_fund(account, slot, deficit.1, Cause::Backstop);
             let qd = self.state.quote_decimals();
             let bucket = self.bucket_name(slot);
             self.emit(Body::Bankruptcy {
@@ -68,15 +68,9 @@ impl Engine {
         let d_max = self.bucket_discount_max(account, slot);
         let proceeds = self.sell_assets_to_fund(account, slot, owed, d_max);
         let left = (owed - proceeds).max(0);
-        if left > 0 {
-            let fund = self.state.insurance.0 - left;
-            self.set_insurance(Native(fund), Cause::BadDebt);
-            let bal = self
-                .state
-                .bucket(account, slot)
-                .map_or(0, |b| b.balance(quote).0);
-            self.set_balance(account, slot, quote, Native(bal + left), Cause::BadDebt);
-        }
+        // With no position left there is nobody to deleverage: the fund pays in full, and may
+        // go negative (visibly; withdrawals freeze while the venue fund is).
+        self.draw_fund(account, slot, left, Cause::BadDebt);
         let qd = self.state.quote_decimals();
         let bucket = self.bucket_name(slot);
         self.emit(Body::Bankruptcy {
@@ -259,25 +253,59 @@ impl Engine {
         self.set_insurance(Native(fund), Cause::AssetSale);
     }
 
-    /// C = min(deficit, max(0, V)), V the fund's quote plus its assets at index.
-    fn fund_cover(&self, _closings: &[Closing], deficit: i128) -> i128 {
-        let v = self.insurance_value().unwrap_or(0);
-        deficit.min(v.max(0))
+    /// Which fund stands behind a bucket: an isolated bucket of a market with its own fund is
+    /// covered by that fund only (its risk stays in the market); every other bucket by the
+    /// venue fund, within the market's `insurance_cap` for an isolated bucket.
+    fn fund_of(&self, slot: Slot) -> (Option<MarketId>, Option<i128>) {
+        match slot {
+            Slot::Isolated(m) => {
+                let cfg = self.state.venue.market(m);
+                if cfg.own_fund {
+                    (Some(m), None)
+                } else {
+                    let paid = self.state.markets[m.index()].insurance_paid.0;
+                    (None, cfg.insurance_cap.map(|cap| (cap.0 - paid).max(0)))
+                }
+            }
+            Slot::Cross => (None, None),
+        }
     }
 
-    /// Pays C from the fund into the bucket (after the closes, per the record order).
-    fn draw_fund(&mut self, account: AccountId, slot: Slot, _closings: &[Closing], cover: i128) {
-        if cover == 0 {
+    /// C = min(-E, max(0, V)), V the fund's quote plus its assets at index (and within a cap).
+    fn fund_cover(&self, slot: Slot, deficit: i128) -> i128 {
+        match self.fund_of(slot) {
+            (Some(m), _) => deficit.min(self.state.markets[m.index()].own_fund.0.max(0)),
+            (None, cap) => {
+                let v = self.insurance_value().unwrap_or(0);
+                deficit.min(v.max(0)).min(cap.unwrap_or(i128::MAX))
+            }
+        }
+    }
+
+    /// Takes `amount` from the bucket's fund (may go negative) into its quote balance.
+    fn draw_fund(&mut self, account: AccountId, slot: Slot, amount: i128, cause: Cause) {
+        if amount == 0 {
             return;
         }
         let quote = self.state.quote();
-        let fund = self.state.insurance.0 - cover;
-        self.set_insurance(Native(fund), Cause::Backstop);
+        match self.fund_of(slot) {
+            (Some(m), _) => {
+                let fund = self.state.markets[m.index()].own_fund.0 - amount;
+                self.set_market_fund(m, Native(fund), cause);
+            }
+            (None, _) => {
+                let fund = self.state.insurance.0 - amount;
+                self.set_insurance(Native(fund), cause);
+                if let Slot::Isolated(m) = slot {
+                    self.state.markets[m.index()].insurance_paid.0 += amount;
+                }
+            }
+        }
         let bal = self
             .state
             .bucket(account, slot)
             .map_or(0, |b| b.balance(quote).0);
-        self.set_balance(account, slot, quote, Native(bal + cover), Cause::Backstop);
+        self.set_balance(account, slot, quote, Native(bal + amount), cause);
     }
 }
 

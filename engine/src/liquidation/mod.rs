@@ -101,6 +101,8 @@ impl Engine {
         let key = |acc: AccountId, slot: Slot| Reverse((state.pass_key(acc, slot), slot));
         sc.pending
             .extend(self.dirty.iter().map(|&(a, s)| key(a, s)));
+        sc.pending
+            .extend(self.deferred.iter().map(|&(a, s)| key(a, s)));
         if self.scan == crate::engine::ScanMode::Naive {
             sc.pending
                 .extend(state.liquidating.iter().map(|&(a, s)| key(a, s)));
@@ -199,6 +201,14 @@ impl Engine {
     }
 
     fn apply_rules(&mut self, account: AccountId, slot: Slot, h: &Health) -> bool {
+        let Some(bucket) = self.state.bucket(account, slot) else {
+            return false;
+        };
+        let breached = bucket.has_positions() && !bucket.is_liquidating() && h.health_maint() < 0;
+        if !breached && !self.deferred.is_empty() {
+            self.deferred.remove(&(account, slot));
+        }
+        self.count_breach(account, slot, breached);
         let Some(bucket) = self.state.bucket(account, slot) else {
             return false;
         };
