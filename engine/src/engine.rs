@@ -136,6 +136,12 @@ impl Engine {
         }
         self.report_staleness();
         self.settle();
+        debug_assert_eq!(
+            self.state.check_ledger(),
+            Ok(()),
+            "value conserved after input {}",
+            self.state.input_seq
+        );
         let mut seq = self.state.output_seq;
         for r in &mut self.out {
             seq += 1;
@@ -236,6 +242,7 @@ impl Engine {
             return;
         }
         bucket.set_balance(asset, value);
+        self.state.ledger.held(asset, value.0 - old.0);
         if slot == Slot::Cross && asset != quote {
             let holders = &mut self.state.assets[asset.index()].holders;
             if value.0 == 0 {
@@ -271,7 +278,13 @@ impl Engine {
             return;
         };
         let old = bucket.size(market);
+        let old_quote = bucket.position(market).map_or(0, |p| p.quote.0);
         bucket.put_position(pos);
+        let quote = self.state.quote();
+        self.state.ledger.held(quote, pos.quote.0 - old_quote);
+        self.state
+            .ledger
+            .size(market, i128::from(pos.size.0) - i128::from(old.0));
         let ms = &mut self.state.markets[market.index()];
         ms.open_interest += i128::from(pos.size.0.max(0)) - i128::from(old.0.max(0));
         if pos.size.is_zero() {
@@ -304,6 +317,8 @@ impl Engine {
             return;
         }
         self.state.insurance = value;
+        let quote = self.state.quote();
+        self.state.ledger.held(quote, value.0 - old.0);
         let qd = self.state.quote_decimals();
         self.emit(Body::Insurance {
             market: None,

@@ -114,6 +114,7 @@ impl Engine {
         if p.funding_paid != 0 {
             let pool = &mut self.state.markets[p.position.market.index()].funding_pool;
             pool.0 += p.funding_paid;
+            self.state.ledger.held(quote, p.funding_paid);
             balance = Native(balance.0 - p.funding_paid);
             self.set_balance(p.account, p.slot, quote, balance, Cause::Funding);
         }
@@ -124,6 +125,7 @@ impl Engine {
         }
         if p.fee != 0 {
             self.state.fee_pool.0 += p.fee;
+            self.state.ledger.held(quote, p.fee);
             balance = Native(balance.0 - p.fee);
             self.set_balance(p.account, p.slot, quote, balance, Cause::Fee);
         }

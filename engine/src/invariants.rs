@@ -12,6 +12,24 @@ use crate::state::State;
 /// Every invariant that fails, as readable lines (empty when all hold).
 pub fn check(state: &State) -> Vec<String> {
     let mut errors = Vec::new();
+    if let Err(e) = state.check_ledger() {
+        errors.push(format!("ledger: {e}"));
+    }
+    let mut recount = state.recounted_ledger();
+    let mut running = state.ledger.clone();
+    for l in [&mut recount, &mut running] {
+        while l.held.last() == Some(&0) {
+            l.held.pop();
+        }
+        while l.net_size.last() == Some(&0) {
+            l.net_size.pop();
+        }
+    }
+    if recount != running {
+        errors.push(format!(
+            "the running ledger {running:?} differs from a recount {recount:?}"
+        ));
+    }
     conservation(state, &mut errors);
     markets(state, &mut errors);
     buckets(state, &mut errors);
@@ -171,5 +189,33 @@ fn buckets(state: &State, errors: &mut Vec<String>) {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::codec::parse_input;
+    use crate::num::Native;
+    use crate::Engine;
+
+    #[test]
+    fn value_created_outside_the_primitives_is_caught() {
+        let mut e = Engine::new();
+        for line in include_str!("../../examples/venue.jsonl").lines().take(200) {
+            e.apply(&parse_input(line).unwrap());
+        }
+        assert!(super::check(&e.state).is_empty());
+        // A bug that credits a balance without debiting anything.
+        let b = &mut e.state.accounts[3].cross.balances[0];
+        *b = Native(b.0 + 1);
+        let errors = super::check(&e.state);
+        assert!(
+            errors.iter().any(|x| x.starts_with("conservation of USDC")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|x| x.contains("differs from a recount")),
+            "{errors:?}"
+        );
     }
 }

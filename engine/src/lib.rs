@@ -32,6 +32,7 @@ pub mod run;
 pub mod scenario;
 pub mod server;
 pub mod state;
+pub mod stress;
 pub mod venue;
 
 pub use engine::Engine;

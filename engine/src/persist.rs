@@ -10,8 +10,9 @@ use crate::state::State;
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 
-/// Format version of snapshots and batches; bumped on any change of the persisted types.
-pub const PERSIST_VERSION: u32 = 1;
+/// Format version of journaled inputs, output batches and snapshots; bumped on any change of
+/// the persisted types (a data directory records the version it was written with).
+pub const PERSIST_VERSION: u32 = 2;
 
 /// The records one input caused, as stored in the output log (one frame per input).
 #[derive(Clone, PartialEq, Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -46,7 +47,8 @@ pub fn encode_input(input: &Input, buf: &mut AlignedVec) -> Result<(), String> {
 /// Decodes a journaled input, validating the bytes first (a corrupt record is an error).
 pub fn decode_input(bytes: &[u8]) -> Result<Input, String> {
     aligned(bytes, |b| {
-        rkyv::from_bytes::<Input, rancor::Error>(b).map_err(|e| format!("bad input record: {e}"))
+        rkyv::from_bytes::<Input, rancor::BoxedError>(b)
+            .map_err(|e| format!("bad input record: {e}"))
     })
 }
 
@@ -56,7 +58,7 @@ pub fn encode_batch(batch: &OutputBatch, buf: &mut AlignedVec) -> Result<(), Str
 
 pub fn decode_batch(bytes: &[u8]) -> Result<OutputBatch, String> {
     aligned(bytes, |b| {
-        rkyv::from_bytes::<OutputBatch, rancor::Error>(b)
+        rkyv::from_bytes::<OutputBatch, rancor::BoxedError>(b)
             .map_err(|e| format!("bad output batch: {e}"))
     })
 }
@@ -70,7 +72,7 @@ pub fn encode_state(state: &State) -> Result<AlignedVec, String> {
 /// Decodes a snapshot's state and rebuilds its derived indices.
 pub fn decode_state(bytes: &[u8]) -> Result<State, String> {
     let mut state = aligned(bytes, |b| {
-        rkyv::from_bytes::<State, rancor::Error>(b).map_err(|e| format!("bad snapshot: {e}"))
+        rkyv::from_bytes::<State, rancor::BoxedError>(b).map_err(|e| format!("bad snapshot: {e}"))
     })?;
     state.rebuild_indices();
     Ok(state)

@@ -93,9 +93,99 @@ pub struct State {
     /// caches key on it; not persisted).
     #[rkyv(with = rkyv::with::Skip)]
     pub venue_epoch: u64,
+    /// The conservation ledger, kept by every primitive that moves value: per asset, what the
+    /// venue holds (balances, position quotes, funds, pools); per market, the sum of sizes.
+    #[rkyv(with = rkyv::with::Skip)]
+    pub ledger: Ledger,
+}
+
+/// Running totals for an O(assets + markets) conservation check after every event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    pub held: Vec<i128>,
+    pub net_size: Vec<i128>,
+}
+
+impl Ledger {
+    pub(crate) fn held(&mut self, asset: AssetId, delta: i128) {
+        let i = asset.index();
+        if self.held.len() <= i {
+            self.held.resize(i + 1, 0);
+        }
+        self.held[i] += delta;
+    }
+
+    pub(crate) fn size(&mut self, market: crate::ids::MarketId, delta: i128) {
+        let i = market.index();
+        if self.net_size.len() <= i {
+            self.net_size.resize(i + 1, 0);
+        }
+        self.net_size[i] += delta;
+    }
 }
 
 impl State {
+    /// The conservation check from the ledger: every asset held equals what came in minus what
+    /// went out, every market's sizes sum to zero. `Err` names the first difference.
+    pub fn check_ledger(&self) -> Result<(), String> {
+        for (i, a) in self.assets.iter().enumerate() {
+            let mut expected = a.deposited - a.withdrawn;
+            if Some(AssetId(i as u16)) == self.venue.quote {
+                expected += self.topups;
+            }
+            let held = self.ledger.held.get(i).copied().unwrap_or(0);
+            if held != expected {
+                let name = self.venue.assets[i].name;
+                return Err(format!("{name}: held {held} native, expected {expected}"));
+            }
+        }
+        for (i, n) in self.ledger.net_size.iter().enumerate() {
+            if *n != 0 {
+                return Err(format!(
+                    "{}: sizes sum to {n} lots",
+                    self.venue.markets[i].name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ledger as a recount over the whole state would make it (the invariant check compares
+    /// it with the running one).
+    pub fn recounted_ledger(&self) -> Ledger {
+        let mut l = Ledger::default();
+        let quote = self.quote();
+        for (i, a) in self.assets.iter().enumerate() {
+            l.held(AssetId(i as u16), a.insurance_holding.0);
+        }
+        for acc in &self.accounts {
+            for slot in acc.slots() {
+                let Some(b) = acc.bucket(slot) else { continue };
+                for (i, v) in b.balances.iter().enumerate() {
+                    l.held(AssetId(i as u16), v.0);
+                }
+                for p in &b.positions {
+                    l.held(quote, p.quote.0);
+                    l.size(p.market, i128::from(p.size.0));
+                }
+            }
+        }
+        if self.venue.quote.is_some() {
+            let pools: i128 = self
+                .markets
+                .iter()
+                .map(|m| m.funding_pool.0 + m.own_fund.0)
+                .sum();
+            l.held(quote, self.insurance.0 + self.fee_pool.0 + pools);
+        }
+        l
+    }
+
+    /// Recomputes the ledger from the state (after a snapshot is loaded).
+    pub(crate) fn rebuild_ledger(&mut self) {
+        self.ledger = self.recounted_ledger();
+    }
+
     pub fn account_pos(&self, id: AccountId) -> Option<usize> {
         self.account_index.get(&id).map(|&i| i as usize)
     }
@@ -149,6 +239,7 @@ impl State {
             .collect();
         self.rerank_markets();
         self.rebuild_holders();
+        self.rebuild_ledger();
     }
 
     /// Recomputes the holder sets and the liquidating set from the accounts.

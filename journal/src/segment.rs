@@ -164,7 +164,10 @@ pub fn scan(path: &Path, bytes: &[u8], max_payload: usize, mark_every: u64) -> R
                 s.torn_bytes = match tail_garbage(bytes, pos, &s, max_payload, &corrupt) {
                     Ok(n) => n,
                     Err(JournalError::Corrupt { what: behind, .. }) => {
-                        return Err(corrupt(pos, format!("{what}; {behind}")))
+                        return Err(corrupt(
+                            pos,
+                            format!("{what}, in the frame after seq {}; {behind}", s.last_seq),
+                        ))
                     }
                     Err(e) => return Err(e),
                 };

@@ -189,6 +189,8 @@ impl Engine {
             return;
         }
         ms.own_fund = value;
+        let quote = self.state.quote();
+        self.state.ledger.held(quote, value.0 - old.0);
         let qd = self.state.quote_decimals();
         self.emit(Body::Insurance {
             market: Some(self.state.venue.market(market).name),

@@ -239,6 +239,7 @@ impl Engine {
         self.set_balance(account, slot, quote, Native(q + proceeds), Cause::AssetSale);
         let holding = &mut self.state.assets[asset.index()].insurance_holding;
         holding.0 += amount.0;
+        self.state.ledger.held(asset, amount.0);
         let (name, d, now) = (
             self.state.venue.asset(asset).name,
             self.state.venue.asset(asset).decimals,

@@ -40,6 +40,33 @@ impl DataDir {
         self.root.join("snapshots")
     }
 
+    /// Checks (or, for a new directory, writes) the format marker: a directory written by a
+    /// build with other persisted types is refused with a clear message, never misread.
+    pub fn check_format(&self) -> Result<(), String> {
+        let path = self.root.join("FORMAT");
+        let want = format!(
+            "margin-engine data directory, format {}\n",
+            crate::persist::PERSIST_VERSION
+        );
+        match fs::read_to_string(&path) {
+            Ok(text) if text == want => Ok(()),
+            Ok(text) => Err(format!(
+                "{} was written in another format ({:?}); this build reads format {}",
+                self.root.display(),
+                text.trim(),
+                crate::persist::PERSIST_VERSION
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.has_journal() => {
+                fs::write(&path, want).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "{} holds a journal but no FORMAT file: not written by this engine",
+                self.root.display()
+            )),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
     /// True when the directory already holds an input journal.
     pub fn has_journal(&self) -> bool {
         fs::read_dir(self.input_dir())

@@ -201,6 +201,7 @@ impl Pipeline {
         }
         let dir = DataDir::new(&cfg.data);
         let lock = dir.lock()?;
+        dir.check_format()?;
         let opened = recovery::open(&dir, &cfg)?;
         let counters = Arc::new(Counters::default());
         counters

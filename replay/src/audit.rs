@@ -1,0 +1,239 @@
+//! `audit`: replays the whole history and checks every invariant of the margin model, while
+//! gathering the figures a risk officer reads: the insurance fund over time, open interest,
+//! margin calls and liquidations per hour, the largest losses, bad debt.
+//!
+//! Per event: the conservation ledger (O(assets + markets)), sizes summing to zero, and that
+//! auto-deleveraging only ever took from opposite positions. Every `full_every` events and at
+//! the end: the full invariant check over the whole state.
+
+use margin_engine::num::format_scaled;
+use margin_engine::persist::{self, hex, state_hash};
+use margin_engine::pipeline::datadir::DataDir;
+use margin_engine::pipeline::MAX_RECORD_BYTES;
+use margin_engine::record::Body;
+use margin_engine::Engine;
+use margin_journal::Reader;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+const HOUR_US: u64 = 3_600_000_000;
+
+#[derive(Serialize, Debug, Default, Clone)]
+pub struct Hour {
+    pub hour: u64,
+    pub margin_calls: u64,
+    pub liquidations: u64,
+    pub auction_fills: u64,
+    pub bankruptcies: u64,
+    pub adl_fills: u64,
+}
+
+#[derive(Serialize, Debug, Default)]
+pub struct BadDebt {
+    pub bankruptcies: u64,
+    pub deficit: String,
+    pub insurance_paid: String,
+    pub socialized: String,
+}
+
+#[derive(Serialize, Debug, Default)]
+pub struct AuditReport {
+    pub events: u64,
+    pub output_head: String,
+    pub state_hash: String,
+    pub full_checks: u64,
+    pub violations: Vec<String>,
+    /// (engine clock, insurance fund) at each change, thinned to at most 1000 points.
+    pub insurance_fund: Vec<(u64, String)>,
+    /// Per market, (clock, open interest) sampled each simulated hour.
+    pub open_interest: BTreeMap<String, Vec<(u64, String)>>,
+    pub hours: Vec<Hour>,
+    /// Largest realised losses by account (quote), worst first.
+    pub largest_losses: Vec<(u64, String)>,
+    pub bad_debt: BadDebt,
+    pub quote: String,
+}
+
+impl AuditReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs the audit; `progress(done, total)` now and then.
+pub fn audit(
+    dir: &DataDir,
+    full_checks: u64,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<AuditReport, String> {
+    let inputs = Reader::open(&dir.input_dir(), "input", MAX_RECORD_BYTES)
+        .map_err(|e| format!("input journal: {e}"))?;
+    let outputs = Reader::open(&dir.output_dir(), "output", MAX_RECORD_BYTES)
+        .map_err(|e| format!("output log: {e}"))?;
+    let total = inputs.last_seq();
+    let full_every = (total / full_checks.max(1)).max(1);
+    let mut engine = Engine::new();
+    let mut r = AuditReport {
+        output_head: hex(&outputs.summary().head),
+        ..AuditReport::default()
+    };
+    let mut hours: BTreeMap<u64, Hour> = BTreeMap::new();
+    let mut losses: BTreeMap<u64, i128> = BTreeMap::new();
+    let (mut deficit, mut paid, mut socialized) = (0i128, 0i128, 0i128);
+    let mut last_fund: Option<i128> = None;
+    let mut next_oi_sample = 0u64;
+    for rec in inputs.iter_from(1) {
+        let rec = rec.map_err(|e| format!("input journal: {e}"))?;
+        let input = persist::decode_input(rec.payload)
+            .map_err(|e| format!("input seq {}: {e}", rec.seq))?;
+        let out = engine.apply(&input).to_vec();
+        let st = &engine.state;
+        if let Err(e) = st.check_ledger() {
+            r.violations.push(format!("after input {}: {e}", rec.seq));
+        }
+        for rec_out in &out {
+            let h = hours.entry(rec_out.ts / HOUR_US).or_insert_with(|| Hour {
+                hour: rec_out.ts / HOUR_US,
+                ..Hour::default()
+            });
+            match &rec_out.body {
+                Body::MarginCall { .. } => h.margin_calls += 1,
+                Body::LiquidationStarted { .. } => h.liquidations += 1,
+                Body::LiquidationFill { .. } => h.auction_fills += 1,
+                Body::Bankruptcy {
+                    deficit: d,
+                    insurance,
+                    socialized: u,
+                    ..
+                } => {
+                    h.bankruptcies += 1;
+                    deficit += d.value;
+                    paid += insurance.value;
+                    socialized += u.value;
+                }
+                Body::Adl {
+                    account,
+                    market,
+                    side,
+                    ..
+                } => {
+                    h.adl_fills += 1;
+                    check_adl(
+                        &engine,
+                        rec.seq,
+                        account.0,
+                        market,
+                        *side,
+                        &mut r.violations,
+                    );
+                }
+                Body::Position {
+                    account, realized, ..
+                } if realized.value < 0 => {
+                    *losses.entry(account.0).or_insert(0) += realized.value;
+                }
+                _ => {}
+            }
+        }
+        let st = &engine.state;
+        if last_fund != Some(st.insurance.0) {
+            last_fund = Some(st.insurance.0);
+            r.insurance_fund.push((
+                st.clock_us,
+                format_scaled(st.insurance.0, st.quote_decimals()),
+            ));
+        }
+        if st.clock_us >= next_oi_sample {
+            next_oi_sample = (st.clock_us / HOUR_US + 1) * HOUR_US;
+            for (i, m) in st.venue.markets.iter().enumerate() {
+                r.open_interest
+                    .entry(m.name.to_string())
+                    .or_default()
+                    .push((
+                        st.clock_us,
+                        format_scaled(st.markets[i].open_interest, m.size_decimals),
+                    ));
+            }
+        }
+        if rec.seq.is_multiple_of(full_every) || rec.seq == total {
+            r.full_checks += 1;
+            for v in margin_engine::invariants::check(st) {
+                r.violations.push(format!("after input {}: {v}", rec.seq));
+            }
+        }
+        if r.violations.len() > 100 {
+            r.violations.truncate(100);
+            r.violations
+                .push("... (stopped after 100 violations)".into());
+            break;
+        }
+        r.events += 1;
+        if rec.seq.is_multiple_of(65_536) {
+            progress(rec.seq, total);
+        }
+    }
+    let st = &engine.state;
+    let qd = st.quote_decimals();
+    r.state_hash = hex(&state_hash(st));
+    r.quote = st
+        .venue
+        .quote
+        .map(|q| st.venue.asset(q).name.to_string())
+        .unwrap_or_default();
+    r.hours = hours.into_values().collect();
+    let mut worst: Vec<(u64, i128)> = losses.into_iter().collect();
+    worst.sort_by_key(|&(a, l)| (l, a));
+    r.largest_losses = worst
+        .into_iter()
+        .take(10)
+        .map(|(a, l)| (a, format_scaled(l, qd)))
+        .collect();
+    r.bad_debt = BadDebt {
+        bankruptcies: r.hours.iter().map(|h| h.bankruptcies).sum(),
+        deficit: format_scaled(deficit, qd),
+        insurance_paid: format_scaled(paid, qd),
+        socialized: format_scaled(socialized, qd),
+    };
+    thin(&mut r.insurance_fund, 1000);
+    Ok(r)
+}
+
+/// After an ADL fill the counterparty's position must still be on its old side (or flat): it
+/// had an opposite position, and it never took more than it held.
+fn check_adl(
+    engine: &Engine,
+    seq: u64,
+    account: u64,
+    market: &margin_engine::ids::Symbol,
+    side: margin_engine::ids::Side,
+    v: &mut Vec<String>,
+) {
+    let st = &engine.state;
+    let Some(m) = st.venue.market_id(market) else {
+        return;
+    };
+    let size = st
+        .account(margin_engine::ids::AccountId(account))
+        .map_or(0, |a| a.bucket_for(m).size(m).0);
+    let ok = match side {
+        margin_engine::ids::Side::Buy => size <= 0,
+        margin_engine::ids::Side::Sell => size >= 0,
+    };
+    if !ok {
+        v.push(format!("after input {seq}: ADL charged account {account} in {market} beyond an opposite position"));
+    }
+}
+
+/// Keeps at most `n` evenly spaced points (and the last).
+fn thin<T: Clone>(points: &mut Vec<T>, n: usize) {
+    if points.len() <= n {
+        return;
+    }
+    let step = points.len().div_ceil(n);
+    let last = points.last().cloned();
+    let kept: Vec<T> = points.iter().step_by(step).cloned().collect();
+    *points = kept;
+    if let Some(l) = last {
+        points.push(l);
+    }
+}

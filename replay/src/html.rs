@@ -1,0 +1,178 @@
+//! The audit report as one self-contained HTML page: summary, violations, and charts drawn as
+//! inline SVG with integer arithmetic (no scripts, no external files).
+
+use crate::audit::AuditReport;
+use margin_engine::num::Dec;
+use std::fmt::Write as _;
+
+const W: i128 = 720;
+const H: i128 = 180;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A decimal string as an integer at 6 decimals (enough resolution for a chart).
+fn micro(s: &str) -> i128 {
+    Dec::parse(s)
+        .ok()
+        .and_then(|d| {
+            if d.scale() <= 6 {
+                d.to_scaled(6).ok()
+            } else {
+                Dec::new(d.mantissa() / 10i128.pow(u32::from(d.scale() - 6)), 6)
+                    .and_then(|x| x.to_scaled(6).ok())
+            }
+        })
+        .unwrap_or(0)
+}
+
+/// A polyline chart of one or more series of (x, y) points.
+fn line_chart(title: &str, series: &[(String, Vec<(u64, i128)>)]) -> String {
+    let all: Vec<(u64, i128)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    let mut out = format!("<h3>{}</h3>", esc(title));
+    if all.is_empty() {
+        out.push_str("<p>(no data)</p>");
+        return out;
+    }
+    let (x0, x1) = (
+        all.iter().map(|p| p.0).min().unwrap_or(0),
+        all.iter().map(|p| p.0).max().unwrap_or(1),
+    );
+    let (y0, y1) = (
+        all.iter().map(|p| p.1).min().unwrap_or(0).min(0),
+        all.iter().map(|p| p.1).max().unwrap_or(1),
+    );
+    let dx = i128::from(x1.saturating_sub(x0)).max(1);
+    let dy = (y1 - y0).max(1);
+    let _ = write!(out, "<svg width='{}' height='{}' viewBox='0 0 {} {}' style='background:#fafafa;border:1px solid #ddd'>", W + 60, H + 30, W + 60, H + 30);
+    let colors = [
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f",
+    ];
+    for (i, (name, pts)) in series.iter().enumerate() {
+        let c = colors[i % colors.len()];
+        let path: Vec<String> = pts
+            .iter()
+            .map(|&(x, y)| {
+                let px = 50 + i128::from(x - x0) * W / dx;
+                let py = 10 + H - (y - y0) * H / dy;
+                format!("{px},{py}")
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<polyline fill='none' stroke='{c}' stroke-width='1.5' points='{}'/>",
+            path.join(" ")
+        );
+        let _ = write!(
+            out,
+            "<text x='{}' y='{}' font-size='11' fill='{c}'>{}</text>",
+            55 + 120 * i as i128,
+            H + 26,
+            esc(name)
+        );
+    }
+    let _ = write!(out, "<text x='2' y='14' font-size='10'>{}</text><text x='2' y='{}' font-size='10'>{}</text></svg>", fmt_micro(y1), H + 10, fmt_micro(y0));
+    out
+}
+
+fn bar_chart(title: &str, bars: &[(String, i128)]) -> String {
+    let mut out = format!("<h3>{}</h3>", esc(title));
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
+    let n = bars.len().max(1) as i128;
+    let bw = (W / n).max(1);
+    let _ = write!(
+        out,
+        "<svg width='{}' height='{}' style='background:#fafafa;border:1px solid #ddd'>",
+        W + 60,
+        H + 30
+    );
+    for (i, (label, v)) in bars.iter().enumerate() {
+        let h = v * H / max;
+        let x = 50 + i as i128 * bw;
+        let _ = write!(out, "<rect x='{x}' y='{}' width='{}' height='{h}' fill='#d62728'><title>{}: {v}</title></rect>", 10 + H - h, (bw - 1).max(1), esc(label));
+    }
+    let _ = write!(out, "<text x='2' y='14' font-size='10'>{max}</text></svg>");
+    out
+}
+
+fn fmt_micro(v: i128) -> String {
+    margin_engine::num::format_scaled(v / 10_000 * 10_000, 6)
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+/// Renders the page.
+pub fn render(r: &AuditReport, data: &str) -> String {
+    let mut h = String::with_capacity(64 * 1024);
+    let status = if r.passed() {
+        "<b style='color:#2ca02c'>PASSED</b>"
+    } else {
+        "<b style='color:#d62728'>FAILED</b>"
+    };
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset='utf-8'><title>margin audit</title>\
+         <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}td,th{{padding:2px 10px;text-align:right}}</style></head><body>\
+         <h1>Audit of {}</h1><p>{status}: {} events replayed, {} full invariant checks, {} violations.</p>\
+         <p>Output log head (hash chain): <code>{}</code><br>Final state hash: <code>{}</code></p>",
+        esc(data), r.events, r.full_checks, r.violations.len(), r.output_head, r.state_hash
+    );
+    if !r.violations.is_empty() {
+        h.push_str("<h2>Violations</h2><ul>");
+        for v in &r.violations {
+            let _ = write!(h, "<li>{}</li>", esc(v));
+        }
+        h.push_str("</ul>");
+    }
+    let fund: Vec<(u64, i128)> = r
+        .insurance_fund
+        .iter()
+        .map(|(t, v)| (*t, micro(v)))
+        .collect();
+    h.push_str(&line_chart(
+        &format!("Insurance fund ({})", r.quote),
+        &[("fund".into(), fund)],
+    ));
+    let oi: Vec<(String, Vec<(u64, i128)>)> = r
+        .open_interest
+        .iter()
+        .map(|(m, pts)| (m.clone(), pts.iter().map(|(t, v)| (*t, micro(v))).collect()))
+        .collect();
+    h.push_str(&line_chart("Open interest (base units)", &oi));
+    let calls: Vec<(String, i128)> = r
+        .hours
+        .iter()
+        .map(|x| (format!("hour {}", x.hour), i128::from(x.margin_calls)))
+        .collect();
+    h.push_str(&bar_chart("Margin calls per hour", &calls));
+    let liqs: Vec<(String, i128)> = r
+        .hours
+        .iter()
+        .map(|x| (format!("hour {}", x.hour), i128::from(x.liquidations)))
+        .collect();
+    h.push_str(&bar_chart("Liquidations started per hour", &liqs));
+    h.push_str("<h3>Largest realised losses</h3><table><tr><th>account</th><th>loss</th></tr>");
+    for (a, l) in &r.largest_losses {
+        let _ = write!(h, "<tr><td>{a}</td><td>{l}</td></tr>");
+    }
+    let _ = write!(
+        h,
+        "</table><h3>Bad debt</h3><table><tr><th>bankruptcies</th><th>deficit</th><th>paid by insurance</th><th>socialised (ADL)</th></tr>\
+         <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        r.bad_debt.bankruptcies, r.bad_debt.deficit, r.bad_debt.insurance_paid, r.bad_debt.socialized
+    );
+    h.push_str("<h3>Per hour</h3><table><tr><th>hour</th><th>margin calls</th><th>liquidations</th><th>auction fills</th><th>bankruptcies</th><th>ADL fills</th></tr>");
+    for x in &r.hours {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            x.hour, x.margin_calls, x.liquidations, x.auction_fills, x.bankruptcies, x.adl_fills
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}
