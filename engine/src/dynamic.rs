@@ -27,7 +27,6 @@ use crate::num::Ratio;
 use crate::state::State;
 use crate::venue::MarketConfig;
 use fixed::types::I64F64;
-use std::collections::BTreeSet;
 
 /// Recent prints kept per asset for the circuit breaker.
 const BREAKER_PRINTS_MAX: usize = 256;
@@ -265,7 +264,7 @@ impl Engine {
 
     /// Recomputes the deferred set from the state (a new engine over a loaded state).
     pub(crate) fn rebuild_deferred(&mut self) {
-        let mut set = BTreeSet::new();
+        let mut set = crate::ordered::OrderedSet::default();
         for acc in &self.state.accounts {
             for slot in acc.slots() {
                 let Some(b) = acc.bucket(slot) else { continue };

@@ -47,9 +47,11 @@ pub struct Engine {
     pub(crate) band_buf: Vec<crate::liquidation::Band>,
     /// ADL rankings kept within the current event.
     pub(crate) adl: crate::liquidation::AdlCache,
+    /// Reused buffers of the backstop.
+    pub(crate) backstop: crate::liquidation::BackstopScratch,
     /// Breached buckets a guard holds back (spike guard, circuit breaker): visited on every
     /// event until they start or recover.
-    pub(crate) deferred: std::collections::BTreeSet<(AccountId, Slot)>,
+    pub(crate) deferred: crate::ordered::OrderedSet<(AccountId, Slot)>,
     pub scan: ScanMode,
     /// Buckets visited by liquidation passes since the engine was made (statistics only).
     pub visits: u64,
@@ -89,6 +91,7 @@ impl Engine {
             scratch: Default::default(),
             band_buf: Vec::new(),
             adl: Default::default(),
+            backstop: Default::default(),
             deferred: Default::default(),
             scan,
             visits: 0,

@@ -22,6 +22,7 @@ pub mod lines;
 mod liquidation;
 pub mod num;
 pub mod oracle;
+pub mod ordered;
 pub mod persist;
 pub mod pipeline;
 pub mod record;

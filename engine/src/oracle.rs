@@ -29,14 +29,33 @@ pub struct OracleState {
 }
 
 /// What an `oracle` event did to the index.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct IndexUpdate {
     /// The new index, if enough fresh sources agreed.
     pub index: Option<Ticks>,
     /// Sources the index was taken from.
     pub kept: u8,
-    /// Sources left out as outliers, with their prices.
-    pub outliers: Vec<(u32, Ticks)>,
+    /// Sources left out as outliers, with their prices (the first `outlier_count`).
+    pub outliers: [(u32, Ticks); crate::limits::ORACLE_SOURCES_MAX as usize],
+    pub outlier_count: usize,
+}
+
+impl Default for IndexUpdate {
+    fn default() -> Self {
+        IndexUpdate {
+            index: None,
+            kept: 0,
+            outliers: [(0, Ticks(0)); crate::limits::ORACLE_SOURCES_MAX as usize],
+            outlier_count: 0,
+        }
+    }
+}
+
+impl IndexUpdate {
+    /// The sources left out.
+    pub fn outliers(&self) -> &[(u32, Ticks)] {
+        &self.outliers[..self.outlier_count]
+    }
 }
 
 impl OracleState {
@@ -113,7 +132,8 @@ impl OracleState {
         let drop_outliers = kept_count >= usize::from(cfg.min_sources) && kept_count < n;
         for &(i, p) in fresh.iter() {
             if drop_outliers && is_outlier(p) {
-                update.outliers.push((i, p));
+                update.outliers[update.outlier_count] = (i, p);
+                update.outlier_count += 1;
             } else {
                 kept[k] = (i, p);
                 k += 1;
@@ -200,7 +220,7 @@ mod tests {
         o.update(&a, 0, Ticks(10000), 0);
         o.update(&a, 1, Ticks(10100), 0);
         let u = o.update(&a, 2, Ticks(20000), 0);
-        assert_eq!(u.outliers, vec![(2, Ticks(20000))]);
+        assert_eq!(u.outliers(), &[(2, Ticks(20000))]);
         assert_eq!(u.index, Some(Ticks(10050)));
         assert_eq!(u.kept, 2);
     }
@@ -211,7 +231,7 @@ mod tests {
         let mut o = OracleState::new(a.oracle.as_ref().unwrap());
         o.update(&a, 0, Ticks(100), 0);
         let u = o.update(&a, 1, Ticks(300), 0);
-        assert!(u.outliers.is_empty());
+        assert!(u.outliers().is_empty());
         assert_eq!(u.index, Some(Ticks(200)));
     }
 }

@@ -6,9 +6,9 @@ use crate::account::{Account, Bucket, Slot};
 use crate::ids::{AccountId, AssetId};
 use crate::num::Native;
 use crate::oracle::OracleState;
+use crate::ordered::OrderedSet;
 use crate::venue::Venue;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeSet;
 
 /// Per-market state that changes with events.
 #[derive(
@@ -24,7 +24,7 @@ pub struct MarketState {
     pub open_interest: i128,
     /// Buckets holding a position in the market (derived; rebuilt after a snapshot load).
     #[rkyv(with = rkyv::with::Skip)]
-    pub holders: BTreeSet<(AccountId, Slot)>,
+    pub holders: OrderedSet<(AccountId, Slot)>,
     /// The market's own insurance fund (`own_fund` markets), quote native.
     pub own_fund: Native,
     /// What the venue-wide fund has paid for this market's bankruptcies (for `insurance_cap`).
@@ -54,7 +54,7 @@ pub struct AssetState {
     /// Accounts whose cross bucket holds a non-zero balance of this (non-quote) asset
     /// (derived; rebuilt after a snapshot load).
     #[rkyv(with = rkyv::with::Skip)]
-    pub holders: BTreeSet<AccountId>,
+    pub holders: OrderedSet<AccountId>,
     /// Circuit breaker: recent (clock, index) prints within the window, oldest first.
     pub recent: Vec<(u64, i64)>,
     /// Circuit breaker: liquidations that depend on this asset wait until this time.
@@ -85,7 +85,7 @@ pub struct State {
     pub output_seq: u64,
     /// Buckets in liquidation.
     #[rkyv(with = rkyv::with::Skip)]
-    pub liquidating: BTreeSet<(AccountId, Slot)>,
+    pub liquidating: OrderedSet<(AccountId, Slot)>,
     /// Rank of each market's name among all market names (for the pass order).
     #[rkyv(with = rkyv::with::Skip)]
     pub market_rank: Vec<u16>,

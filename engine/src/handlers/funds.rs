@@ -224,9 +224,9 @@ impl Engine {
             return Err(reject!(
                 Reason::InsufficientBalance,
                 "{what} of {} {} exceeds the balance {}",
-                crate::num::format_scaled(amount.0, self.state.venue.asset(asset).decimals),
+                crate::num::Scaled(amount.0, self.state.venue.asset(asset).decimals),
                 self.state.venue.asset(asset).name,
-                crate::num::format_scaled(old.0, self.state.venue.asset(asset).decimals)
+                crate::num::Scaled(old.0, self.state.venue.asset(asset).decimals)
             ));
         }
         self.check_cross_fresh(bucket)?;
@@ -316,7 +316,7 @@ impl Engine {
             return Err(reject!(
                 Reason::InsufficientMargin,
                 "health_init after {what} {}",
-                crate::num::format_scaled(h.health_init(), self.state.quote_decimals())
+                crate::num::Scaled(h.health_init(), self.state.quote_decimals())
             ));
         }
         Ok(())
@@ -331,7 +331,7 @@ impl Engine {
             return Err(reject!(
                 Reason::WithdrawalsFrozen,
                 "withdrawals are frozen while the insurance fund is negative ({})",
-                crate::num::format_scaled(v, self.state.quote_decimals())
+                crate::num::Scaled(v, self.state.quote_decimals())
             ));
         }
         Ok(())

@@ -44,7 +44,7 @@ impl Engine {
         let Some(index) = update.index else {
             return Ok(()); // too few fresh sources: the index keeps its last value
         };
-        for (src, p) in &update.outliers {
+        for (src, p) in update.outliers() {
             self.emit(Body::OracleOutlier {
                 asset: cfg.name,
                 source: *src,

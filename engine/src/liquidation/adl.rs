@@ -38,25 +38,49 @@ fn rank_order(a: &Counterparty, b: &Counterparty) -> Ordering {
 }
 
 /// Rankings made during the current event, and the buckets changed since.
+///
+/// The vectors outlive the event (only `live` is reset) so that a backstop in a warmed-up
+/// engine does not allocate.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AdlCache {
-    /// (market, sign of the counterparties' positions) -> ranking, best first.
+    /// (market, sign of the counterparties' positions) -> ranking, best first; the first
+    /// `live` entries belong to the current event, the rest are spare buffers.
     lists: Vec<((MarketId, i64), Vec<Counterparty>)>,
+    live: usize,
     stale: Vec<(AccountId, Slot)>,
+    /// The counterparties chosen for the close in progress.
+    chosen: Vec<Counterparty>,
 }
 
 impl AdlCache {
-    /// Forgets everything (at the start of each event: prices may move between events).
+    /// Forgets every ranking (at the start of each event: prices may move between events).
     pub(crate) fn clear(&mut self) {
-        self.lists.clear();
+        self.live = 0;
         self.stale.clear();
     }
 
     /// Notes a changed bucket, if any ranking is kept.
     pub(crate) fn touched(&mut self, account: AccountId, slot: Slot) {
-        if !self.lists.is_empty() {
+        if self.live > 0 {
             self.stale.push((account, slot));
         }
+    }
+
+    /// The index of the ranking for (market, side), if this event made one.
+    fn find(&self, key: (MarketId, i64)) -> Option<usize> {
+        self.lists[..self.live].iter().position(|l| l.0 == key)
+    }
+
+    /// A cleared buffer for a new ranking under `key`, and its index.
+    fn claim(&mut self, key: (MarketId, i64)) -> usize {
+        if self.live == self.lists.len() {
+            self.lists.push((key, Vec::new()));
+        }
+        let entry = &mut self.lists[self.live];
+        entry.0 = key;
+        entry.1.clear();
+        self.live += 1;
+        self.live - 1
     }
 }
 
@@ -77,18 +101,20 @@ impl Engine {
         else {
             return;
         };
-        let chosen = self.choose_counterparties(account, slot, market, size);
+        let mut chosen = std::mem::take(&mut self.adl.chosen);
+        self.choose_counterparties(account, slot, market, size, &mut chosen);
         match self.plan_side(account, slot, market, Lots(-size.0), notional, 0) {
             Ok(plan) => self.commit_side(&plan),
             Err(_) => {
                 debug_assert!(false, "backstop close overflow");
+                self.adl.chosen = chosen;
                 return;
             }
         }
         let total = size.0.unsigned_abs() as i128;
         let mut remaining = total;
         let mut paid = 0i128;
-        for cp in chosen {
+        for &cp in &chosen {
             if remaining == 0 {
                 break;
             }
@@ -122,32 +148,36 @@ impl Engine {
             self.emit(body);
         }
         debug_assert_eq!(remaining, 0, "sizes in a market must sum to zero");
+        self.adl.chosen = chosen;
     }
 
-    /// The best-ranked opposite positions, just enough to take `size`.
+    /// The best-ranked opposite positions, just enough to take `size`, into `chosen`.
     fn choose_counterparties(
         &mut self,
         account: AccountId,
         slot: Slot,
         market: MarketId,
         size: Lots,
-    ) -> Vec<Counterparty> {
+        chosen: &mut Vec<Counterparty>,
+    ) {
         let side = -size.signum();
         if self.scan == crate::engine::ScanMode::Naive {
             // The reference: rank everything afresh each time.
             self.adl.clear();
         }
         self.refresh_rankings();
-        let pos = match self.adl.lists.iter().position(|l| l.0 == (market, side)) {
+        let pos = match self.adl.find((market, side)) {
             Some(i) => i,
             None => {
-                let list = self.rank_all(market, side);
-                self.adl.lists.push(((market, side), list));
-                self.adl.lists.len() - 1
+                let i = self.adl.claim((market, side));
+                let mut list = std::mem::take(&mut self.adl.lists[i].1);
+                self.rank_all(market, side, &mut list);
+                self.adl.lists[i].1 = list;
+                i
             }
         };
         let mut need = i128::from(size.0.unsigned_abs());
-        let mut chosen = Vec::new();
+        chosen.clear();
         for cp in &self.adl.lists[pos].1 {
             if need <= 0 {
                 break;
@@ -158,7 +188,6 @@ impl Engine {
             need -= i128::from(cp.size.0.unsigned_abs());
             chosen.push(*cp);
         }
-        chosen
     }
 
     /// The ranking figures of one bucket's position in `market` on side `side`, if it has one.
@@ -192,15 +221,15 @@ impl Engine {
         })
     }
 
-    /// Every position on `side` of `market`, ranked.
-    fn rank_all(&self, market: MarketId, side: i64) -> Vec<Counterparty> {
-        let mut out: Vec<Counterparty> = self.state.markets[market.index()]
+    /// Every position on `side` of `market`, ranked, into `out`.
+    fn rank_all(&self, market: MarketId, side: i64, out: &mut Vec<Counterparty>) {
+        out.clear();
+        self.state.markets[market.index()]
             .holders
-            .iter()
-            .filter_map(|&(acc, s)| self.counterparty(acc, s, market, side))
-            .collect();
-        out.sort_by(rank_order);
-        out
+            .for_each(|&(acc, s)| out.extend(self.counterparty(acc, s, market, side)));
+        // rank_order ends on the unique (account, bucket) key, so an unstable sort is exact
+        // and does not allocate.
+        out.sort_unstable_by(rank_order);
     }
 
     /// Re-ranks, in every kept ranking, the buckets that changed since it was made.
@@ -212,7 +241,7 @@ impl Engine {
         stale.sort_unstable();
         stale.dedup();
         let mut lists = std::mem::take(&mut self.adl.lists);
-        for ((market, side), list) in &mut lists {
+        for ((market, side), list) in &mut lists[..self.adl.live] {
             list.retain(|cp| stale.binary_search(&(cp.account, cp.slot)).is_err());
             for &(acc, slot) in &stale {
                 if let Some(cp) = self.counterparty(acc, slot, *market, *side) {

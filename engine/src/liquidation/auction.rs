@@ -68,8 +68,8 @@ impl Engine {
             return Err(reject!(
                 Reason::LiquidationSize,
                 "bid of {} lots is above the {} allowed",
-                crate::num::format_scaled(i128::from(size.0), sd),
-                crate::num::format_scaled(i128::from(allowed.0), sd)
+                crate::num::Scaled(i128::from(size.0), sd),
+                crate::num::Scaled(i128::from(allowed.0), sd)
             ));
         }
         let t = self

@@ -8,20 +8,31 @@ use crate::ids::{AccountId, AssetId, MarketId};
 use crate::num::{Exact, Lots, Native, Overflow, Ratio, RATIO_DECIMALS};
 use crate::record::{Body, Cause, Num};
 
-/// One position to close: its market, size and index notional n_j.
+/// One position to close: its market, size and index notional n_j (then the close notional).
 #[derive(Clone, Copy, Debug)]
-struct Closing {
+pub(crate) struct Closing {
     market: MarketId,
     size: Lots,
     notional: i128,
+    /// U_j, this position's part of the socialized loss.
+    share: i128,
+}
+
+/// Buffers of the backstop, kept across events so that a warmed-up engine does not allocate.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BackstopScratch {
+    closings: Vec<Closing>,
+    held: Vec<(AssetId, Native)>,
 }
 
 impl Engine {
     /// Rule 3: closes every position of the bucket in one step.
     pub(crate) fn backstop(&mut self, account: AccountId, slot: Slot) {
         self.settle_bucket_funding(account, slot);
-        let Ok((mut closings, e)) = self.index_closeout(account, slot) else {
+        let mut closings = std::mem::take(&mut self.backstop.closings);
+        let Ok(e) = self.index_closeout(account, slot, &mut closings) else {
             debug_assert!(false, "backstop valuation overflow");
+            self.backstop.closings = closings;
             return;
         };
         let d_max = self.bucket_discount_max(account, slot);
@@ -33,12 +44,13 @@ impl Engine {
         if e < 0 {
             let cover = self.fund_cover(slot, -e);
             let socialized = -e - cover;
-            allocate_loss(&mut closings, socialized, &self.state);
+            allocate_loss(&mut closings, socialized);
             deficit = (-e, cover, socialized);
         }
         for c in &closings {
             self.adl_close(account, slot, c.market, c.notional);
         }
+        self.backstop.closings = closings;
         self.cancel_bucket_orders(account, slot);
         if e < 0 {
             self.draw_fund(account, slot, deficit.1, Cause::Backstop);
@@ -85,11 +97,16 @@ impl Engine {
 
     /// Settles the funding of every position of a bucket (step 3a).
     fn settle_bucket_funding(&mut self, account: AccountId, slot: Slot) {
-        let Some(bucket) = self.state.bucket(account, slot) else {
-            return;
-        };
-        let markets: Vec<MarketId> = bucket.positions.iter().map(|p| p.market).collect();
-        for m in markets {
+        // A zero-lot trade never opens or closes a position, so the indices stay put.
+        for i in 0.. {
+            let Some(m) = self
+                .state
+                .bucket(account, slot)
+                .and_then(|b| b.positions.get(i))
+                .map(|p| p.market)
+            else {
+                break;
+            };
             // A zero-lot trade settles funding and changes nothing else.
             match self.plan_side(account, slot, m, Lots::ZERO, 0, 0) {
                 Ok(plan) => self.commit_side(&plan),
@@ -98,17 +115,18 @@ impl Engine {
         }
     }
 
-    /// n_j for each position (in market-name order) and E, the quote balance if everything
-    /// closed at the index.
+    /// n_j for each position (into `closings`, in market-name order) and E, the quote balance
+    /// if everything closed at the index.
     fn index_closeout(
         &self,
         account: AccountId,
         slot: Slot,
-    ) -> Result<(Vec<Closing>, i128), Overflow> {
+        closings: &mut Vec<Closing>,
+    ) -> Result<i128, Overflow> {
         let bucket = self.state.bucket(account, slot).ok_or(Overflow)?;
         let quote = self.state.quote();
         let mut e = bucket.balance(quote).0;
-        let mut closings = Vec::with_capacity(bucket.positions.len());
+        closings.clear();
         for p in &bucket.positions {
             let m = self
                 .state
@@ -123,11 +141,13 @@ impl Engine {
                 market: p.market,
                 size: p.size,
                 notional: n,
+                share: 0,
             });
         }
         let ranks = &self.state.market_rank;
-        closings.sort_by_key(|c| ranks[c.market.index()]);
-        Ok((closings, e))
+        // Market ranks are distinct, so the unstable sort is exact.
+        closings.sort_unstable_by_key(|c| ranks[c.market.index()]);
+        Ok(e)
     }
 
     /// d_max: the largest `liq_discount_max` of the bucket's markets.
@@ -160,13 +180,13 @@ impl Engine {
         let Some(bucket) = self.state.bucket(account, slot) else {
             return 0;
         };
-        let mut held: Vec<(AssetId, Native)> = bucket
-            .non_quote_assets(quote)
-            .filter(|(_, b)| b.0 > 0)
-            .collect();
-        held.sort_by_key(|(a, _)| self.state.venue.asset(*a).name);
+        let mut held = std::mem::take(&mut self.backstop.held);
+        held.clear();
+        held.extend(bucket.non_quote_assets(quote).filter(|(_, b)| b.0 > 0));
+        // Asset names are distinct, so the unstable sort is exact.
+        held.sort_unstable_by_key(|(a, _)| self.state.venue.asset(*a).name);
         let mut total = 0i128;
-        for (asset, balance) in held {
+        for &(asset, balance) in &held {
             let still = missing - total;
             if still <= 0 {
                 break;
@@ -181,6 +201,7 @@ impl Engine {
             self.transfer_asset_to_fund(account, slot, asset, balance, amount, proceeds);
             total += proceeds;
         }
+        self.backstop.held = held;
         total
     }
 
@@ -326,20 +347,19 @@ fn div_exact_ceil(need: Exact, unit: Exact, decimals: u8) -> Result<i128, Overfl
 /// Spreads U over the positions in proportion to n_j (floor), the remainder to the largest n_j
 /// (ties by market name), all of it to the first market when every n_j is 0. A long is then
 /// sold for n_j + U_j, a short bought back for n_j - U_j.
-fn allocate_loss(closings: &mut [Closing], u: i128, state: &crate::state::State) {
+fn allocate_loss(closings: &mut [Closing], u: i128) {
     if closings.is_empty() || u == 0 {
         return;
     }
     let total: i128 = closings.iter().map(|c| c.notional).sum();
-    let mut shares = vec![0i128; closings.len()];
     if total == 0 {
-        shares[0] = u;
+        closings[0].share = u;
     } else {
-        for (i, c) in closings.iter().enumerate() {
-            shares[i] =
+        for c in closings.iter_mut() {
+            c.share =
                 crate::num::mul_div(u, c.notional, total, crate::num::Round::Floor).unwrap_or(0);
         }
-        let rest = u - shares.iter().sum::<i128>();
+        let rest = u - closings.iter().map(|c| c.share).sum::<i128>();
         // closings are in market-name order, so the first maximum is the name tie-break.
         let mut best = 0;
         for (i, c) in closings.iter().enumerate() {
@@ -347,10 +367,9 @@ fn allocate_loss(closings: &mut [Closing], u: i128, state: &crate::state::State)
                 best = i;
             }
         }
-        shares[best] += rest;
+        closings[best].share += rest;
     }
-    let _ = state;
-    for (c, share) in closings.iter_mut().zip(shares) {
-        c.notional += if c.size.0 > 0 { share } else { -share };
+    for c in closings.iter_mut() {
+        c.notional += if c.size.0 > 0 { c.share } else { -c.share };
     }
 }

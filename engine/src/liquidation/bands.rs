@@ -18,11 +18,10 @@ use crate::account::{Bucket, Slot};
 use crate::health::Health;
 use crate::ids::{AccountId, AssetId, MarketId};
 use crate::num::{Exact, Overflow, Ratio, Round, RATIO_DECIMALS};
+use crate::ordered::OrderedSet;
 use crate::state::State;
 use ethnum::I256;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeSet;
-use std::ops::Bound;
 
 /// What moves a bucket's figures: an asset's index or a market's funding index.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -44,8 +43,8 @@ pub(crate) struct Band {
 /// Bands of many buckets on one driver, ordered by each end.
 #[derive(Clone, Debug, Default)]
 struct BandSet {
-    lower: BTreeSet<(i128, AccountId, Slot)>,
-    upper: BTreeSet<(i128, AccountId, Slot)>,
+    lower: OrderedSet<(i128, AccountId, Slot)>,
+    upper: OrderedSet<(i128, AccountId, Slot)>,
 }
 
 impl BandSet {
@@ -61,20 +60,14 @@ impl BandSet {
 
     /// Buckets whose band does not contain `value`.
     fn crossed(&self, value: i128, out: &mut Vec<(AccountId, Slot)>) {
-        let above = (
-            Bound::Excluded((
-                value,
-                AccountId(u64::MAX),
-                Slot::Isolated(MarketId(u16::MAX)),
-            )),
-            Bound::Unbounded,
+        let top = (
+            value,
+            AccountId(u64::MAX),
+            Slot::Isolated(MarketId(u16::MAX)),
         );
-        out.extend(self.lower.range(above).map(|e| (e.1, e.2)));
-        let below = (
-            Bound::Unbounded,
-            Bound::Excluded((value, AccountId(0), Slot::Cross)),
-        );
-        out.extend(self.upper.range(below).map(|e| (e.1, e.2)));
+        self.lower.for_each_greater(&top, |e| out.push((e.1, e.2)));
+        let bottom = (value, AccountId(0), Slot::Cross);
+        self.upper.for_each_less(&bottom, |e| out.push((e.1, e.2)));
     }
 
     fn len(&self) -> usize {
@@ -104,9 +97,9 @@ pub(crate) struct Bands {
     drivers: Vec<(Driver, i128)>,
     /// Buckets whose bands could not be computed, or whose auction may run out any moment:
     /// visited on every event instead (never dropped from view).
-    pub(crate) unbanded: BTreeSet<(AccountId, Slot)>,
+    pub(crate) unbanded: OrderedSet<(AccountId, Slot)>,
     /// Liquidating buckets by the earliest time their auction can run out.
-    wake: BTreeSet<(u64, AccountId, Slot)>,
+    wake: OrderedSet<(u64, AccountId, Slot)>,
     wake_at: FxHashMap<(AccountId, Slot), u64>,
 }
 
@@ -183,23 +176,23 @@ impl Bands {
     /// Buckets whose wake-up time has come (they stay scheduled until their next visit).
     pub(crate) fn due(&self, clock: u64, out: &mut Vec<(AccountId, Slot)>) {
         let until = (
-            Bound::Unbounded,
-            Bound::Included((
-                clock,
-                AccountId(u64::MAX),
-                Slot::Isolated(MarketId(u16::MAX)),
-            )),
+            clock,
+            AccountId(u64::MAX),
+            Slot::Isolated(MarketId(u16::MAX)),
         );
-        out.extend(self.wake.range(until).map(|e| (e.1, e.2)));
+        self.wake.for_each_at_most(&until, |e| out.push((e.1, e.2)));
     }
 
     /// Removes every band of a bucket.
     pub(crate) fn clear(&mut self, key: (AccountId, Slot)) {
-        if let Some(old) = self.by_bucket.remove(&key) {
-            for b in old {
-                self.set(b.driver).remove(b.lo, b.hi, key);
-            }
+        // The bucket's (emptied) list stays in the map, so that banding it again reuses it.
+        let Some(mut old) = self.by_bucket.remove(&key) else {
+            return;
+        };
+        for b in old.drain(..) {
+            self.set(b.driver).remove(b.lo, b.hi, key);
         }
+        self.by_bucket.insert(key, old);
     }
 
     /// Stores new safe bands for a bucket, keeping each stored band that still lies inside its
@@ -242,9 +235,7 @@ impl Bands {
                 }
             }
         }
-        if !stored.is_empty() {
-            self.by_bucket.insert(key, stored);
-        }
+        self.by_bucket.insert(key, stored);
     }
 
     /// Entries in all price and funding sets (for tests and statistics).

@@ -13,6 +13,7 @@ mod backstop;
 mod bands;
 
 pub(crate) use adl::AdlCache;
+pub(crate) use backstop::BackstopScratch;
 pub(crate) use bands::{Band, Bands};
 
 use crate::account::{Liquidation, Slot};
@@ -33,8 +34,9 @@ pub(crate) type PassEntry = ((AccountId, u32), Slot);
 pub(crate) struct PassScratch {
     pending: BinaryHeap<Reverse<PassEntry>>,
     next: Vec<PassEntry>,
-    /// Buckets visited in this event with the figures of each visit (None when a rule acted).
-    visited: Vec<(PassEntry, Option<Health>)>,
+    /// Buckets visited in this event, numbered in visit order, with the figures of each visit
+    /// (None when a rule acted).
+    visited: Vec<(PassEntry, u32, Option<Health>)>,
     crossed: Vec<(AccountId, Slot)>,
     walk_markets: Vec<MarketId>,
     walk_assets: Vec<AssetId>,
@@ -64,7 +66,9 @@ impl Engine {
                 let (acted, health) = self.visit(entry.0 .0, entry.1);
                 // The figures stay valid unless the bucket changes again, and then it is visited
                 // again (every change marks it dirty), so the last visit's figures are current.
-                sc.visited.push((entry, if acted { None } else { health }));
+                let n = sc.visited.len() as u32;
+                sc.visited
+                    .push((entry, n, if acted { None } else { health }));
                 for i in 0..self.dirty.len() {
                     let (acc, slot) = self.dirty[i];
                     let e = (self.state.pass_key(acc, slot), slot);
@@ -99,31 +103,20 @@ impl Engine {
     fn first_pass_candidates(&mut self, sc: &mut PassScratch) {
         let state = &self.state;
         let key = |acc: AccountId, slot: Slot| Reverse((state.pass_key(acc, slot), slot));
-        sc.pending
-            .extend(self.dirty.iter().map(|&(a, s)| key(a, s)));
-        sc.pending
-            .extend(self.deferred.iter().map(|&(a, s)| key(a, s)));
+        let pending = &mut sc.pending;
+        pending.extend(self.dirty.iter().map(|&(a, s)| key(a, s)));
+        self.deferred.for_each(|&(a, s)| pending.push(key(a, s)));
         if self.scan == crate::engine::ScanMode::Naive {
-            sc.pending
-                .extend(state.liquidating.iter().map(|&(a, s)| key(a, s)));
+            state
+                .liquidating
+                .for_each(|&(a, s)| pending.push(key(a, s)));
         } else {
             // Liquidating buckets are banded like the others; their auction clock wakes them.
-            sc.pending
-                .extend(self.bands.unbanded.iter().map(|&(a, s)| key(a, s)));
+            self.bands
+                .unbanded
+                .for_each(|&(a, s)| pending.push(key(a, s)));
             sc.crossed.clear();
             self.bands.due(state.clock_us, &mut sc.crossed);
-            sc.pending
-                .extend(sc.crossed.iter().map(|&(a, s)| key(a, s)));
-        }
-        sc.walk_markets.clear();
-        sc.walk_assets.clear();
-        sc.walk_markets.extend_from_slice(&self.moved_markets);
-        sc.walk_assets.extend_from_slice(&self.moved_assets);
-        if self.scan == crate::engine::ScanMode::Naive {
-            sc.walk_markets.extend_from_slice(&self.funded_markets);
-            sc.walk_assets.extend_from_slice(&self.ticked_assets);
-        } else {
-            sc.crossed.clear();
             for &a in &self.ticked_assets {
                 let ticks = i128::from(state.index(a).unwrap_or(0));
                 self.bands.crossed_price(a, ticks, &mut sc.crossed);
@@ -135,16 +128,20 @@ impl Engine {
                     &mut sc.crossed,
                 );
             }
-            sc.pending
-                .extend(sc.crossed.iter().map(|&(a, s)| key(a, s)));
+            pending.extend(sc.crossed.iter().map(|&(a, s)| key(a, s)));
+        }
+        sc.walk_markets.clear();
+        sc.walk_assets.clear();
+        sc.walk_markets.extend_from_slice(&self.moved_markets);
+        sc.walk_assets.extend_from_slice(&self.moved_assets);
+        if self.scan == crate::engine::ScanMode::Naive {
+            sc.walk_markets.extend_from_slice(&self.funded_markets);
+            sc.walk_assets.extend_from_slice(&self.ticked_assets);
         }
         for &a in &sc.walk_assets {
-            sc.pending.extend(
-                state.assets[a.index()]
-                    .holders
-                    .iter()
-                    .map(|&acc| key(acc, Slot::Cross)),
-            );
+            state.assets[a.index()]
+                .holders
+                .for_each(|&acc| pending.push(key(acc, Slot::Cross)));
             for (i, m) in state.venue.markets.iter().enumerate() {
                 if m.base == a {
                     sc.walk_markets.push(MarketId(i as u16));
@@ -152,12 +149,9 @@ impl Engine {
             }
         }
         for &m in &sc.walk_markets {
-            sc.pending.extend(
-                state.markets[m.index()]
-                    .holders
-                    .iter()
-                    .map(|&(a, s)| key(a, s)),
-            );
+            state.markets[m.index()]
+                .holders
+                .for_each(|&(a, s)| pending.push(key(a, s)));
         }
     }
 
@@ -311,10 +305,12 @@ impl Engine {
     /// then their bands are refreshed.
     fn margin_calls(&mut self, sc: &mut PassScratch) {
         // Stable sort by bucket, then keep each bucket's last visit (its current figures).
-        sc.visited.sort_by_key(|v| v.0);
+        // By bucket, then visit number (an unstable sort on a unique key: no scratch buffer);
+        // each bucket's last visit has its current figures.
+        sc.visited.sort_unstable_by_key(|v| (v.0, v.1));
         let mut i = 0;
         while i < sc.visited.len() {
-            let (entry, cached) = sc.visited[i];
+            let (entry, _, cached) = sc.visited[i];
             i += 1;
             if sc.visited.get(i).is_some_and(|n| n.0 == entry) {
                 continue;

@@ -201,6 +201,34 @@ impl fmt::Display for Dec {
     }
 }
 
+/// `value / 10^decimals` for messages, written without allocating.
+#[derive(Clone, Copy, Debug)]
+pub struct Scaled(pub i128, pub u8);
+
+impl fmt::Display for Scaled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut digits = [0u8; 48];
+        let mut i = digits.len();
+        let mut v = self.0.unsigned_abs();
+        let decimals = usize::from(self.1);
+        let mut written = 0;
+        while v > 0 || written <= decimals {
+            if written == decimals && decimals > 0 {
+                i -= 1;
+                digits[i] = b'.';
+            }
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            written += 1;
+        }
+        if self.0 < 0 {
+            f.write_str("-")?;
+        }
+        f.write_str(std::str::from_utf8(&digits[i..]).unwrap_or("?"))
+    }
+}
+
 /// `10^exp` as i128 when it fits (exp <= 38).
 pub fn pow10_i128(exp: u32) -> Option<i128> {
     10i128.checked_pow(exp)
@@ -312,6 +340,21 @@ mod tests {
         );
         let big = Dec::parse("170141183460469231731687303715884105727").unwrap();
         assert_eq!(big.to_scaled(1), Err(DecRangeError::OutOfRange));
+    }
+
+    #[test]
+    fn scaled_display_matches_format_scaled() {
+        for (v, d) in [
+            (1_500_000i128, 6u8),
+            (-5, 6),
+            (0, 2),
+            (42, 0),
+            (-1, 0),
+            (123_456_789, 3),
+            (i128::MIN + 1, 4),
+        ] {
+            assert_eq!(Scaled(v, d).to_string(), format_scaled(v, d), "{v} {d}");
+        }
     }
 
     #[test]

@@ -5,6 +5,6 @@ pub mod decimal;
 pub mod exact;
 pub mod units;
 
-pub use decimal::{format_scaled, format_trimmed, Dec, DecRangeError, DecSyntaxError};
+pub use decimal::{format_scaled, format_trimmed, Dec, DecRangeError, DecSyntaxError, Scaled};
 pub use exact::{mul_div, Exact, Overflow, Round};
 pub use units::{Lots, Native, Ratio, Ticks, RATIO_DECIMALS};
