@@ -32,6 +32,7 @@ pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod server;
+pub mod sim;
 pub mod state;
 pub mod stress;
 pub mod venue;

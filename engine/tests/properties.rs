@@ -52,28 +52,47 @@ fn check_run(inputs: &[Input]) -> Result<(), TestCaseError> {
         );
         let broken = margin_engine::invariants::check(&engine.state);
         prop_assert!(broken.is_empty(), "input {}: {:?}", i + 1, broken);
+        // Sizes as the event's own records move them: a liquidator can take a position and be
+        // deleveraged against in the same event.
+        let mut sizes: std::collections::BTreeMap<(u64, String), i128> = Default::default();
         for r in &out {
-            if let Body::Adl {
-                account,
-                market,
-                side,
-                ..
-            } = &r.body
-            {
-                // The counterparty held the opposite position before this event.
-                let m = before.venue.market_id(market).unwrap();
-                let acc = before.account(*account).unwrap();
-                let size = acc.bucket_for(m).size(m);
-                let opposite = match side {
-                    margin_engine::ids::Side::Buy => size.0 < 0,
-                    margin_engine::ids::Side::Sell => size.0 > 0,
-                };
-                prop_assert!(
-                    opposite,
-                    "input {}: ADL charged account {} without an opposite position",
-                    i + 1,
-                    account
-                );
+            match &r.body {
+                Body::Position {
+                    account,
+                    market,
+                    size,
+                    ..
+                } => {
+                    sizes.insert((account.0, market.to_string()), size.value);
+                }
+                Body::Adl {
+                    account,
+                    market,
+                    side,
+                    size: taken,
+                    ..
+                } => {
+                    // The counterparty held the opposite position, at least as large, when it
+                    // was charged: its size just before this ADL (whose own position record
+                    // comes first) was on the other side.
+                    let after = sizes.get(&(account.0, market.to_string())).copied();
+                    let after = after.unwrap_or_else(|| {
+                        let m = before.venue.market_id(market).unwrap();
+                        let acc = before.account(*account).unwrap();
+                        i128::from(acc.bucket_for(m).size(m).0)
+                    });
+                    let opposite = match side {
+                        margin_engine::ids::Side::Buy => after - taken.value <= -taken.value,
+                        margin_engine::ids::Side::Sell => after + taken.value >= taken.value,
+                    } && taken.value > 0;
+                    prop_assert!(
+                        opposite,
+                        "input {}: ADL charged account {} without an opposite position",
+                        i + 1,
+                        account
+                    );
+                }
+                _ => {}
             }
         }
     }

@@ -202,7 +202,7 @@ pub fn frame_at(bytes: &[u8], pos: usize, chained: bool, max_payload: usize) -> 
     let digest: Option<&Digest> =
         chained.then(|| bytes[pos + 16..pos + 48].try_into().expect("32 bytes"));
     let payload = &bytes[pos + hdr..end];
-    if frame_crc(seq, digest, payload) != crc {
+    if frame_crc(seq, digest, payload) != crc && !crc_check_skipped() {
         return FrameAt::Bad(format!("checksum mismatch in frame of seq {seq}"));
     }
     let extent = align_up(hdr + len);
@@ -217,6 +217,19 @@ pub fn frame_at(bytes: &[u8], pos: usize, chained: bool, max_payload: usize) -> 
         payload,
         extent,
     })
+}
+
+/// Whether the planted CRC bug is on (always false in a normal build).
+#[inline]
+fn crc_check_skipped() -> bool {
+    #[cfg(feature = "planted-bugs")]
+    {
+        crate::faults::planted::on(crate::faults::planted::Bug::SkipCrc)
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        false
+    }
 }
 
 #[cfg(test)]

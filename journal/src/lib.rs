@@ -12,6 +12,7 @@
 //! The format is in [`format`] and docs/formats.md.
 
 pub mod error;
+pub mod faults;
 pub mod format;
 pub mod reader;
 pub mod segment;
@@ -19,6 +20,7 @@ pub mod tail;
 pub mod writer;
 
 pub use error::{JournalError, Result};
+pub use faults::FaultPlan;
 pub use format::Digest;
 pub use reader::{ReadSummary, Reader, RecordRef};
 pub use tail::{OwnedRecord, Tail};

@@ -89,9 +89,10 @@ pub struct Scan {
     pub marks: Vec<(u64, usize)>,
 }
 
-/// Checks every frame of a segment's bytes. Fails on corruption (a bad frame before the durable
-/// mark, or one followed by a valid frame); a bad or partial tail after the last durable frame
-/// with nothing valid behind it is reported in `torn_bytes`.
+/// Checks every frame of a segment's bytes. Fails on corruption: a bad frame before the durable
+/// mark. Past the mark nothing was promised (a machine crash loses, tears and reorders unsynced
+/// pages), so the log ends at the first bad frame or hole and everything after it is reported
+/// in `torn_bytes`.
 pub fn scan(path: &Path, bytes: &[u8], max_payload: usize, mark_every: u64) -> Result<Scan> {
     let corrupt = |offset: usize, what: String| JournalError::Corrupt {
         path: path.to_path_buf(),
@@ -151,7 +152,13 @@ pub fn scan(path: &Path, bytes: &[u8], max_payload: usize, mark_every: u64) -> R
                 return Ok(s);
             }
             FrameAt::End => {
-                s.torn_bytes = tail_garbage(bytes, pos, &s, max_payload, &corrupt)?;
+                s.torn_bytes = match tail_garbage(bytes, pos, &s, max_payload, &corrupt) {
+                    Ok(n) => n,
+                    // Past the durable mark nothing was promised: a machine crash can lose a
+                    // page and keep a later one, so the log ends at the hole.
+                    Err(_) if (pos as u64) >= header.durable_end => unsynced_rest(bytes, pos),
+                    Err(e) => return Err(e),
+                };
                 return Ok(s);
             }
             FrameAt::Bad(what) => {
@@ -163,18 +170,21 @@ pub fn scan(path: &Path, bytes: &[u8], max_payload: usize, mark_every: u64) -> R
                 }
                 s.torn_bytes = match tail_garbage(bytes, pos, &s, max_payload, &corrupt) {
                     Ok(n) => n,
-                    Err(JournalError::Corrupt { what: behind, .. }) => {
-                        return Err(corrupt(
-                            pos,
-                            format!("{what}, in the frame after seq {}; {behind}", s.last_seq),
-                        ))
-                    }
-                    Err(e) => return Err(e),
+                    Err(_) => unsynced_rest(bytes, pos),
                 };
                 return Ok(s);
             }
         }
     }
+}
+
+/// Bytes from `pos` to the last non-zero byte: the unsynced rest of a log cut at a hole.
+fn unsynced_rest(bytes: &[u8], pos: usize) -> u64 {
+    let pos = pos.min(bytes.len());
+    bytes[pos..]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |i| i as u64 + 1)
 }
 
 /// After the valid frames end at `pos`: the count of garbage bytes up to the last non-zero one,

@@ -41,6 +41,8 @@ pub struct Config {
     pub durability: Durability,
     /// Fault all pages of a new segment in up front (avoids page faults on the append path).
     pub prefault: bool,
+    /// Injected storage faults (simulation tests only; `None` in production).
+    pub faults: Option<std::sync::Arc<crate::faults::FaultPlan>>,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             chain: false,
             durability: Durability::None,
             prefault: false,
+            faults: None,
         }
     }
 
@@ -182,6 +185,17 @@ impl Writer {
         if self.cur.pos + extent + 4 > self.cur.map.len() {
             self.roll(extent)?;
         }
+        if let Some(f) = &self.cfg.faults {
+            let fault = f
+                .before_append()
+                .map_err(JournalError::io(&self.cur.path))?;
+            if let crate::faults::AppendFault::Crash { torn_bytes } = fault {
+                self.write_torn(payload, extent, torn_bytes);
+                return Err(JournalError::io(&self.cur.path)(std::io::Error::other(
+                    "injected fault: the process died during an append",
+                )));
+            }
+        }
         let seq = self.next_seq;
         self.write_frame(seq, payload, extent);
         self.next_seq += 1;
@@ -217,6 +231,24 @@ impl Writer {
         self.cur.pos = pos + extent;
     }
 
+    /// What a process dying in the middle of `write_frame` leaves: the first `torn_bytes` of
+    /// the frame past its length word, which is never published.
+    fn write_torn(&mut self, payload: &[u8], extent: usize, torn_bytes: usize) {
+        let pos = self.cur.pos;
+        let hdr = format::frame_header_len(self.cfg.chain);
+        let mut frame = vec![0u8; extent];
+        let crc = format::frame_crc(self.next_seq, None, payload);
+        frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        frame[8..16].copy_from_slice(&self.next_seq.to_le_bytes());
+        frame[hdr..hdr + payload.len()].copy_from_slice(payload);
+        let n = torn_bytes.min(extent - 4);
+        self.cur.map[pos + 4..pos + 4 + n].copy_from_slice(&frame[4..4 + n]);
+    }
+
+    fn dead(&self) -> bool {
+        self.cfg.faults.as_ref().is_some_and(|f| f.fired())
+    }
+
     /// Syncs if the batch policy's delay has passed (call it when idle too).
     pub fn tick(&mut self) -> Result<()> {
         if let Durability::Batch { max_delay, .. } = self.cfg.durability {
@@ -232,6 +264,9 @@ impl Writer {
     pub fn sync(&mut self) -> Result<()> {
         if self.pending == 0 {
             return Ok(());
+        }
+        if let Some(f) = &self.cfg.faults {
+            f.before_sync().map_err(JournalError::io(&self.cur.path))?;
         }
         let from = self.cur.synced_to;
         let to = self.cur.pos;
@@ -269,6 +304,10 @@ impl Writer {
     }
 
     fn start_segment(&mut self, extent: usize) -> Result<()> {
+        if let Some(f) = &self.cfg.faults {
+            f.before_segment()
+                .map_err(JournalError::io(&self.cfg.dir))?;
+        }
         let mut header = new_header(&self.cfg, self.next_seq, self.head);
         let needed = (HEADER_LEN + extent + 4).next_multiple_of(4096) as u64;
         header.segment_len = header.segment_len.max(needed);
@@ -301,8 +340,9 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Best effort: a clean shutdown leaves everything durable.
-        if self.cfg.durability != Durability::None {
+        // Best effort: a clean shutdown leaves everything durable. A writer killed by an
+        // injected fault leaves things as a crashed process would.
+        if self.cfg.durability != Durability::None && !self.dead() {
             let _ = self.sync();
         }
     }

@@ -183,7 +183,9 @@ fn bit_flips_anywhere_are_detected() {
 fn corruption_in_the_middle_stops_the_writer_with_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), 64 << 10, false);
-    drop(write_n(&cfg, 1, 50));
+    let mut w = write_n(&cfg, 1, 50);
+    w.sync().unwrap();
+    drop(w);
     let seg = dir.path().join("log-00000000000000000001.seg");
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[128 + 20] ^= 0x10; // inside the first frame's payload
@@ -197,6 +199,35 @@ fn corruption_in_the_middle_stops_the_writer_with_file_and_offset() {
         Err(e) => panic!("unexpected {e}"),
         Ok(_) => panic!("a corrupt middle frame must not open"),
     }
+}
+
+/// Past the durable mark nothing was promised: a machine crash can lose one page and keep a
+/// later one, so a bad frame there ends the log (reported as torn), valid frames behind it or
+/// not.
+#[test]
+fn a_bad_frame_past_the_durable_mark_ends_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 64 << 10, false);
+    let mut w = write_n(&cfg, 1, 10);
+    w.sync().unwrap();
+    let durable = w.last_seq();
+    for i in 11..=50 {
+        w.append(&payload(i)).unwrap();
+    }
+    drop(w); // Durability::None: nothing after seq 10 is synced or marked durable
+    let seg = dir.path().join("log-00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let header = margin_journal::format::Header::decode(&bytes[..128]).unwrap();
+    let hole = header.durable_end as usize + 20;
+    bytes[hole] ^= 0x10;
+    std::fs::write(&seg, &bytes).unwrap();
+    let (w, rec) = Writer::open(cfg).unwrap();
+    assert_eq!(
+        w.last_seq(),
+        durable,
+        "the log ends at the last durable frame"
+    );
+    assert!(rec.torn_bytes > 0, "the cut is reported");
 }
 
 #[test]

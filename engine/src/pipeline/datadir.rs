@@ -102,6 +102,7 @@ impl DataDir {
             chain: false,
             durability: cfg.durability,
             prefault: cfg.prefault,
+            faults: cfg.faults.input.clone(),
             ..Config::new(self.input_dir(), "input")
         }
     }
@@ -115,6 +116,7 @@ impl DataDir {
             chain: true,
             durability: Durability::None,
             prefault: cfg.prefault,
+            faults: cfg.faults.output.clone(),
             ..Config::new(self.output_dir(), "output")
         }
     }

@@ -49,6 +49,15 @@ pub struct PipelineConfig {
     pub batch_max: usize,
     pub queue_batches: usize,
     pub scan: ScanMode,
+    /// Injected storage faults (simulation tests only).
+    pub faults: StorageFaults,
+}
+
+/// Fault plans for the two logs of a data directory; none in production.
+#[derive(Clone, Debug, Default)]
+pub struct StorageFaults {
+    pub input: Option<Arc<margin_journal::FaultPlan>>,
+    pub output: Option<Arc<margin_journal::FaultPlan>>,
 }
 
 impl PipelineConfig {
@@ -63,6 +72,7 @@ impl PipelineConfig {
             batch_max: 256,
             queue_batches: 64,
             scan: ScanMode::Indexed,
+            faults: StorageFaults::default(),
         }
     }
 }
@@ -165,6 +175,8 @@ pub struct Counters {
     pub published: AtomicU64,
     pub malformed: AtomicU64,
     pub snapshots: AtomicU64,
+    /// The journaler stopped on an error: nothing more becomes durable.
+    pub journal_failed: std::sync::atomic::AtomicBool,
 }
 
 /// What the pipeline returns when it stops.
@@ -261,7 +273,9 @@ impl Pipeline {
         let publisher = {
             let c = counters.clone();
             let output = opened.output;
-            let release = cfg.release_after_durable;
+            // With a durable policy an input's outputs wait for the input to be durable: then
+            // the output log never runs ahead of what a machine crash keeps of the journal.
+            let release = cfg.release_after_durable || cfg.durability != Durability::None;
             std::thread::Builder::new()
                 .name("publisher".into())
                 .spawn(move || publish_stage(output, pub_rx, recycle_out_tx, sink, release, &c))
@@ -325,14 +339,17 @@ impl Pipeline {
                 .send(ToJournal::Shutdown)
                 .map_err(|_| "the pipeline stopped".to_string())
         });
-        let input = join(self.journaler.take(), "journaler")?;
+        // Every stage is joined before any error is returned: a stage left running would keep
+        // its journal mapped and writing after the caller believes the pipeline stopped.
+        let input = join(self.journaler.take(), "journaler");
         let engine = self
             .sequencer
             .take()
             .expect("started")
             .join()
-            .map_err(|_| "sequencer panicked".to_string())?;
-        let output = join(self.publisher.take(), "publisher")?;
+            .map_err(|_| "sequencer panicked".to_string());
+        let output = join(self.publisher.take(), "publisher");
+        let (input, engine, output) = (input?, engine?, output?);
         sent?;
         Ok(Finished {
             last_seq: input.last_seq(),
@@ -393,8 +410,19 @@ fn journal_stage(
                     let _ = recycle_items.try_send(items);
                     c.journaled.store(input.last_seq(), Ordering::Relaxed);
                     c.durable_seq.store(input.durable_seq(), Ordering::Release);
-                    if to_seq.send(ToSequencer::Items(out)).is_err() {
-                        return Err("sequencer stopped".into());
+                    let msg = match to_seq.try_send(ToSequencer::Items(out)) {
+                        Ok(()) => None,
+                        Err(crossbeam_channel::TrySendError::Full(m)) => Some(m),
+                        Err(_) => return Err("sequencer stopped".into()),
+                    };
+                    if let Some(msg) = msg {
+                        // About to wait for the stages behind, which may be waiting for these
+                        // inputs to be durable: make them durable first, or nobody moves.
+                        input.sync().map_err(|e| format!("input journal: {e}"))?;
+                        c.durable_seq.store(input.durable_seq(), Ordering::Release);
+                        if to_seq.send(msg).is_err() {
+                            return Err("sequencer stopped".into());
+                        }
                     }
                 }
                 ToJournal::Snapshot => {
@@ -407,6 +435,9 @@ fn journal_stage(
     // Whatever happened, make what was journaled durable and tell the next stage to stop.
     let synced = input.sync().map_err(|e| e.to_string());
     c.durable_seq.store(input.durable_seq(), Ordering::Release);
+    if result.is_err() || synced.is_err() {
+        c.journal_failed.store(true, Ordering::Release);
+    }
     let _ = to_seq.send(ToSequencer::Shutdown);
     result.and(synced).map(|_| input)
 }
@@ -493,6 +524,20 @@ fn sequencer_stage(
     engine
 }
 
+/// Waits until input `seq` is durable; fails if the journaler stopped first (then the input
+/// may never be, and its outputs must not be released).
+fn wait_durable(c: &Counters, seq: u64) -> Result<(), String> {
+    while c.durable_seq.load(Ordering::Acquire) < seq {
+        if c.journal_failed.load(Ordering::Acquire) {
+            return Err(format!(
+                "the input journal failed before input seq {seq} was durable; its outputs are not released"
+            ));
+        }
+        std::thread::yield_now();
+    }
+    Ok(())
+}
+
 fn publish_stage(
     mut output: Writer,
     rx: Receiver<ToPublisher>,
@@ -523,16 +568,14 @@ fn publish_stage(
                 };
                 persist::encode_batch(&batch, &mut buf)?;
                 batch_records = batch.records;
+                if release_after_durable {
+                    wait_durable(c, a.seq)?;
+                }
                 let seq = output
                     .append(&buf)
                     .map_err(|e| format!("output log: {e}"))?;
                 if seq != a.seq {
                     return Err(format!("output log seq {seq} for input seq {}", a.seq));
-                }
-                if release_after_durable {
-                    while c.durable_seq.load(Ordering::Acquire) < a.seq {
-                        std::thread::yield_now();
-                    }
                 }
                 c.published.store(a.seq, Ordering::Relaxed);
                 sink.applied(a.seq, a.origin, records, &buf, a.sent_ns);

@@ -136,6 +136,25 @@ fn replay(
         }
         report.replayed += 1;
     }
+    #[cfg(feature = "planted-bugs")]
+    planted_double_apply(engine, &inputs)?;
+    Ok(())
+}
+
+/// The planted bug: the last journaled input is applied a second time.
+#[cfg(feature = "planted-bugs")]
+fn planted_double_apply(engine: &mut Engine, inputs: &Reader) -> Result<(), String> {
+    use margin_journal::faults::planted::{on, Bug};
+    if !on(Bug::DoubleApply) {
+        return Ok(());
+    }
+    if let Some(rec) = inputs
+        .get(inputs.last_seq())
+        .map_err(|e| format!("input journal: {e}"))?
+    {
+        let input = persist::decode_input(rec.payload)?;
+        engine.apply(&input);
+    }
     Ok(())
 }
 
