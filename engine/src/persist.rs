@@ -5,6 +5,7 @@
 //! digests of encodings are stable across runs and machines.
 
 use crate::event::Input;
+use crate::ids::MarketId;
 use crate::record::Record;
 use crate::state::State;
 use rkyv::rancor;
@@ -74,8 +75,61 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, String> {
     let mut state = aligned(bytes, |b| {
         rkyv::from_bytes::<State, rancor::BoxedError>(b).map_err(|e| format!("bad snapshot: {e}"))
     })?;
-    state.rebuild_indices();
-    Ok(state)
+    check_shape(&state).map_err(|e| format!("bad snapshot: {e}"))?;
+    // The shape check covers every id the derived indices follow; a state that passes it but
+    // still trips an assertion (a forged file with a valid digest) is refused, not obeyed.
+    let rebuilt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        state.rebuild_indices();
+        crate::invariants::check(&state)
+    }));
+    match rebuilt {
+        Ok(broken) if broken.is_empty() => Ok(state),
+        Ok(broken) => Err(format!("bad snapshot: invariants broken: {broken:?}")),
+        Err(_) => Err("bad snapshot: inconsistent state".into()),
+    }
+}
+
+/// Every id a decoded state refers to is in range, and its tables agree in length.
+fn check_shape(s: &State) -> Result<(), String> {
+    let (n_assets, n_markets) = (s.venue.assets.len(), s.venue.markets.len());
+    if s.assets.len() != n_assets || s.markets.len() != n_markets {
+        return Err("asset or market tables disagree with the venue".into());
+    }
+    if s.venue.quote.is_some_and(|q| q.index() >= n_assets) {
+        return Err("quote asset out of range".into());
+    }
+    for (m, cfg) in s.venue.markets.iter().enumerate() {
+        if cfg.base.index() >= n_assets {
+            return Err(format!("market {m}: base asset out of range"));
+        }
+    }
+    for (a, (cfg, st)) in s.venue.assets.iter().zip(&s.assets).enumerate() {
+        let sources = cfg.oracle.as_ref().map_or(0, |o| o.sources as usize);
+        if st.oracle.slots.len() > sources.max(1) {
+            return Err(format!("asset {a}: more oracle slots than sources"));
+        }
+    }
+    if !s.accounts.windows(2).all(|w| w[0].id < w[1].id) {
+        return Err("accounts not in id order".into());
+    }
+    let market_ok = |m: MarketId| m.index() < n_markets;
+    for acc in &s.accounts {
+        let buckets = std::iter::once(&acc.cross).chain(acc.isolated.iter().map(|(_, b)| b));
+        for b in buckets {
+            if b.balances.len() > n_assets
+                || !b.positions.iter().all(|p| market_ok(p.market))
+                || !b.orders.iter().all(|(m, _)| market_ok(*m))
+            {
+                return Err(format!("account {}: ids out of range", acc.id));
+            }
+        }
+        if !acc.isolated.iter().all(|(m, _)| market_ok(*m))
+            || !acc.orders.iter().all(|o| market_ok(o.market))
+        {
+            return Err(format!("account {}: ids out of range", acc.id));
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` on a 16-byte aligned copy of `bytes` when they are not aligned already.

@@ -256,7 +256,17 @@ pub fn parse_line(line: &str) -> Result<(Input, Option<u64>), Malformed> {
             line.len()
         ));
     }
-    let raw: Raw<'_> = serde_json::from_str(line).map_err(|e| bad!("{}", json_error(&e)))?;
+    let mut de = serde_json::Deserializer::from_str(line);
+    let raw: Raw<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = json_error(e.inner());
+        if path == "." || path.is_empty() {
+            bad!("{msg}")
+        } else {
+            bad!("field `{path}`: {msg}")
+        }
+    })?;
+    de.end().map_err(|e| bad!("{}", json_error(&e)))?;
     let ty = raw.ty.ok_or_else(|| bad!("missing field `type`"))?;
     let ts = raw.ts.ok_or_else(|| bad!("missing field `ts`"))?;
     let event = event_of(ty, &raw)?;
@@ -265,9 +275,13 @@ pub fn parse_line(line: &str) -> Result<(Input, Option<u64>), Malformed> {
 
 fn json_error(e: &serde_json::Error) -> String {
     let msg = e.to_string();
-    // serde_json says "expected a borrowed string" for strings with escapes; say it plainly.
+    // serde_json says "expected a borrowed string" both for a string with escapes and for a
+    // value that is no string at all; say which plainly.
     if msg.contains("borrowed string") {
-        return format!("strings with escape sequences are not accepted ({msg})");
+        if msg.contains("invalid type: string") {
+            return format!("strings with escape sequences are not accepted ({msg})");
+        }
+        return msg.replace("a borrowed string", "a string");
     }
     msg
 }
