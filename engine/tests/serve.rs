@@ -23,6 +23,10 @@ struct Server {
 }
 
 fn start(data: &Path) -> Server {
+    start_with(data, &[])
+}
+
+fn start_with(data: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_margin-engine"))
         .args([
             "serve",
@@ -37,6 +41,7 @@ fn start(data: &Path) -> Server {
             "--data",
         ])
         .arg(data)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -250,8 +255,12 @@ fn serve_survives_kill_and_restart_and_equals_one_uninterrupted_run() {
     }
     server.stop();
 
-    // What was accepted is the input journal. One uninterrupted run over it must give the
-    // output log, byte for byte, and the state.
+    check_equals_uninterrupted(&data, lines.len(), &answered);
+}
+
+/// What was accepted is the input journal. One uninterrupted run over it must give the output
+/// log, byte for byte, and the state.
+fn check_equals_uninterrupted(data: &Path, lines_sent: usize, answered: &[Arc<AtomicU64>]) {
     let journal = Reader::open(&data.join("input"), "input", MAX_RECORD_BYTES).unwrap();
     let outputs = Reader::open(&data.join("output"), "output", MAX_RECORD_BYTES).unwrap();
     assert_eq!(
@@ -260,9 +269,9 @@ fn serve_survives_kill_and_restart_and_equals_one_uninterrupted_run() {
         "every journaled input has its outputs"
     );
     let killed_at: Vec<u64> = answered.iter().map(|a| a.load(Ordering::Relaxed)).collect();
-    eprintln!("journaled {} inputs for {} lines sent (some twice after the crash); answered {killed_at:?}", journal.last_seq(), lines.len());
+    eprintln!("journaled {} inputs for {} lines sent (some twice after the crash); answered {killed_at:?}", journal.last_seq(), lines_sent);
     assert!(
-        journal.last_seq() as usize >= lines.len(),
+        journal.last_seq() as usize >= lines_sent,
         "every line got through (resends may add more)"
     );
     let mut engine = Engine::new();
@@ -283,7 +292,7 @@ fn serve_survives_kill_and_restart_and_equals_one_uninterrupted_run() {
         );
     }
     let recovered = margin_engine::pipeline::recovery::state_at(
-        &margin_engine::pipeline::datadir::DataDir::new(&data),
+        &margin_engine::pipeline::datadir::DataDir::new(data),
         u64::MAX,
         true,
     )
@@ -291,4 +300,125 @@ fn serve_survives_kill_and_restart_and_equals_one_uninterrupted_run() {
     assert_eq!(state_hash(&recovered.state), state_hash(&engine.state));
     let broken = margin_engine::invariants::check(&engine.state);
     assert!(broken.is_empty(), "{broken:?}");
+}
+
+fn scenario_lines(seed: u64, events: u64) -> Vec<String> {
+    Scenario::new(ScenarioConfig {
+        seed,
+        accounts: 40,
+        events,
+        markets: 3,
+        hours: 2,
+        ..ScenarioConfig::default()
+    })
+    .map(|i| input_line(&i))
+    .collect()
+}
+
+/// SIGKILL at seeded random moments under a streaming client, five times over; after each
+/// restart the client resumes from the last answer it saw. The directory must still equal
+/// one uninterrupted run over what was journaled.
+#[test]
+fn serve_survives_repeated_kills_at_random_moments() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let lines = scenario_lines(11, 3000);
+    let answered = vec![Arc::new(AtomicU64::new(0))];
+    let mut rng = margin_engine::rng::Rng::new(0x4b11);
+    let mut kills = 0;
+    for _ in 0..5 {
+        let server = start(&data);
+        let (addr, all, a) = (server.addr.clone(), lines.clone(), answered[0].clone());
+        let from = a.load(Ordering::Relaxed) as usize;
+        let h = std::thread::spawn(move || client(&addr, &all, from, &a, None, true));
+        std::thread::sleep(Duration::from_millis(30 + rng.below(250)));
+        server.kill();
+        kills += 1;
+        h.join().unwrap();
+        if answered[0].load(Ordering::Relaxed) as usize >= lines.len() {
+            break;
+        }
+    }
+    let server = start(&data);
+    let from = answered[0].load(Ordering::Relaxed) as usize;
+    client(&server.addr, &lines, from, &answered[0], None, false);
+    server.stop();
+    eprintln!("{kills} kills");
+    check_equals_uninterrupted(&data, lines.len(), &answered);
+}
+
+/// The soft limit on open files of this process (from /proc; 1024 if unknown).
+fn open_files_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        })
+        .unwrap_or(1024)
+}
+
+/// Up to 10,000 idle connections (some stopped mid-line or mid-frame) do not keep an active
+/// client from being served; connections past the limit get an answer and are closed.
+#[test]
+fn idle_connections_do_not_starve_an_active_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Both ends live on this machine: leave room under the file limit for each process.
+    let idle_n = 10_000.min(open_files_limit().saturating_sub(300));
+    let limit = idle_n + 5;
+    let server = start_with(&data, &["--max-connections", &limit.to_string()]);
+    let mut idle = Vec::with_capacity(idle_n);
+    let t0 = Instant::now();
+    for i in 0..idle_n {
+        let Ok(mut s) = TcpStream::connect(&server.addr) else {
+            break;
+        };
+        match i % 100 {
+            0 => drop(s.write_all(b"MRGB\x00\x00\x00\x00\x40\x00\x00\x00\x01")), // mid-frame
+            1 => drop(s.write_all(b"{\"type\":\"deposit\",\"ts\":1,")),          // mid-line
+            _ => {}
+        }
+        idle.push(s);
+    }
+    let opened = idle.len();
+    eprintln!(
+        "opened {opened} idle connections in {} ms",
+        t0.elapsed().as_millis()
+    );
+    let lines = scenario_lines(3, 200);
+    let answered = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    client(&server.addr, &lines, 0, &answered, None, false);
+    assert_eq!(
+        answered.load(Ordering::Relaxed) as usize,
+        lines.len(),
+        "the active client was served beside {opened} idle connections"
+    );
+    eprintln!(
+        "{opened} idle connections; {} lines answered in {} ms",
+        lines.len(),
+        t.elapsed().as_millis()
+    );
+    // Past the limit: answered and closed, not left hanging. All ten stay open while they
+    // are read, so the first five take the last free places.
+    let extra: Vec<TcpStream> = (0..10)
+        .filter_map(|_| TcpStream::connect(&server.addr).ok())
+        .collect();
+    let mut refused = 0;
+    for mut s in &extra {
+        s.set_read_timeout(Some(Duration::from_millis(1500))).ok();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        if text.contains("too many connections") {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 5,
+        "connections past the limit are refused ({refused} of 10)"
+    );
+    drop(idle);
+    server.stop();
 }

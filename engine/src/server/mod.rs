@@ -118,8 +118,8 @@ pub fn serve(
     let sink = sink::ServerSink::new(tx, waker.clone(), latency.clone());
     let output_dir = pipeline.data.join("output");
     let mut pipe = Pipeline::start(pipeline, Box::new(sink))?;
-    let mut listener = TcpListener::bind(cfg.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let mut listener =
+        listen(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .map_err(|e| e.to_string())?;
@@ -168,6 +168,21 @@ pub fn serve(
     io.summary.last_seq = finished.last_seq;
     io.summary.output_head = finished.output_head;
     Ok(io.summary)
+}
+
+/// Connections the kernel may complete before the I/O thread accepts them. The usual default
+/// (128) drops a burst of connects past it, and each dropped SYN costs its client a one-second
+/// retransmission.
+const LISTEN_BACKLOG: i32 = 4096;
+
+fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 struct Io {
