@@ -113,14 +113,7 @@ pub fn latency_by_percentile(points: &[RatePoint], title: &str, out: &Path) -> R
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+    finish(&mut chart, &root)
 }
 
 /// Which median of a scaling point a line shows.
@@ -181,6 +174,18 @@ pub fn cost_by_size(points: &[Point], out: &Path) -> Result<(), String> {
             )
             .map_err(err)?;
     }
+    finish(&mut chart, &root)
+}
+
+/// Draws the legend in the upper left and writes the image.
+fn finish<'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    root: &DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>,
+) -> Result<(), String>
+where
+    X: Ranged,
+    Y: Ranged,
+{
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

@@ -1,0 +1,176 @@
+//! `margin-replay verify` (the real binary) on data directories made by the real
+//! `margin-engine run`, `serve` and `demo` commands: each verifies, the output-log head it
+//! reports is the one the engine printed, and a flipped byte makes it fail with exit 1.
+//!
+//! The engine's binary is the sibling of this package's: `cargo test --workspace` builds both
+//! before any test runs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const REPLAY: &str = env!("CARGO_BIN_EXE_margin-replay");
+
+fn engine_bin() -> PathBuf {
+    let bin = Path::new(REPLAY).with_file_name("margin-engine");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p margin-engine` first)",
+        bin.display()
+    );
+    bin
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/venue.jsonl")
+}
+
+/// The 64-hex-digit output head after `marker` in the engine's report.
+fn head_after(text: &str, marker: &str) -> String {
+    let at = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in:\n{text}"));
+    let head: String = text[at + marker.len()..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    assert_eq!(head.len(), 64, "an output head after {marker:?}: {text}");
+    head
+}
+
+fn verify(data: &Path) -> Output {
+    Command::new(REPLAY)
+        .args(["verify", "--data"])
+        .arg(data)
+        .output()
+        .expect("run margin-replay verify")
+}
+
+/// Verify passes and reports the head the engine printed.
+fn assert_verifies(data: &Path, head: &str) {
+    let out = verify(data);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "verify failed on {}: {stdout}{}",
+        data.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("every output identical"), "{stdout}");
+    assert_eq!(head_after(&stdout, "output log head"), head, "{stdout}");
+}
+
+/// Flips one byte inside the first record of the first output segment.
+fn flip_output_byte(data: &Path) -> PathBuf {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(data.join("output"))
+        .expect("output dir")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    segments.sort();
+    let seg = segments.first().expect("an output segment").clone();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Past the 128-byte segment header and the first frame's header: payload bytes.
+    bytes[128 + 64 + 3] ^= 0x10;
+    std::fs::write(&seg, bytes).unwrap();
+    seg
+}
+
+#[test]
+fn verify_passes_on_a_directory_made_by_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(engine_bin())
+        .args(["run", "--input"])
+        .arg(example())
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("run margin-engine run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_verifies(&data, &head_after(&stderr, "output head"));
+}
+
+#[test]
+fn verify_passes_on_a_demo_and_fails_on_one_flipped_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = Command::new(engine_bin())
+        .args(["demo", "--accounts", "150", "--events", "4000"])
+        .args(["--snapshot-every", "1500", "--segment-mb", "1", "--data"])
+        .arg(&data)
+        .output()
+        .expect("run margin-engine demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_verifies(&data, &head_after(&stdout, "output head"));
+
+    let seg = flip_output_byte(&data);
+    let out = verify(&data);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        said.contains(&name),
+        "names the damaged file {name}: {said}"
+    );
+}
+
+#[test]
+fn verify_passes_on_a_directory_made_by_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(engine_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--stats-secs", "0"])
+        .arg("--data")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn margin-engine serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(rest) = line.strip_prefix("margin-engine: serving on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+
+    let events = std::fs::read_to_string(example()).unwrap();
+    let events: Vec<&str> = events.lines().filter(|l| !l.is_empty()).collect();
+    let mut s = TcpStream::connect(&addr).expect("connect");
+    for (i, e) in events.iter().enumerate() {
+        writeln!(s, "{{\"id\":{i},{}", &e[1..]).unwrap();
+    }
+    // Every input is answered with its id; wait for the last one.
+    let last = format!("{{\"id\":{},", events.len() - 1);
+    let mut answers = BufReader::new(s.try_clone().unwrap()).lines();
+    assert!(
+        answers.any(|l| l.unwrap().starts_with(&last)),
+        "the last input was answered"
+    );
+    drop(s);
+
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let stopped = lines
+        .map(Result::unwrap)
+        .find(|l| l.contains("stopped after"))
+        .expect("serve reports its stop");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_verifies(&data, &head_after(&stopped, "output head"));
+}
