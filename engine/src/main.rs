@@ -161,6 +161,9 @@ struct PipelineArgs {
     /// Write a snapshot every N inputs (0: only at shutdown).
     #[arg(long, default_value_t = 1_000_000)]
     snapshot_every: u64,
+    /// Keep the newest N snapshots (starting points for recovery and parallel verification).
+    #[arg(long, default_value_t = margin_engine::pipeline::snapshot::SNAPSHOTS_KEPT)]
+    snapshots_kept: usize,
     /// Size of journal segment files, MiB.
     #[arg(long, default_value_t = 64)]
     segment_mb: u64,
@@ -180,6 +183,7 @@ impl PipelineArgs {
             durability,
             release_after_durable: self.release_after_durable,
             snapshot_every: self.snapshot_every,
+            snapshots_kept: self.snapshots_kept.max(1),
             segment_bytes: self.segment_mb.max(1) << 20,
             ..PipelineConfig::new(data)
         }

@@ -79,6 +79,35 @@ fn verify_passes_and_checks_snapshots() {
     ));
 }
 
+/// Replay runs in parallel segments cut at the snapshots, each starting from its snapshot. A
+/// snapshot that is a valid file but holds another state (here: another venue's, at the same
+/// seq) must be reported at its seq, before anything the segment started from it finds.
+#[test]
+fn a_wrong_snapshot_between_segments_is_the_finding() {
+    let d = tempfile::tempdir().unwrap();
+    run(d.path(), &inputs(3000));
+    let other = tempfile::tempdir().unwrap();
+    let other_inputs: Vec<Input> = Scenario::new(ScenarioConfig {
+        seed: 22,
+        accounts: 60,
+        events: 3000,
+        markets: 3,
+        hours: 3,
+        ..ScenarioConfig::default()
+    })
+    .collect();
+    run(other.path(), &other_inputs);
+    let name = "snapshot-00000000000000001400.snap";
+    let ours = d.path().join("snapshots").join(name);
+    assert!(ours.is_file(), "a snapshot at 1400 in the middle");
+    std::fs::copy(other.path().join("snapshots").join(name), &ours).unwrap();
+    match verify(&DataDir::new(d.path()), None, |_, _| {}).unwrap() {
+        Outcome::SnapshotMismatch { seq, .. } => assert_eq!(seq, 1400),
+        Outcome::Verified(_) => panic!("a wrong snapshot verified"),
+        Outcome::Diverged(d) => panic!("reported a later divergence first: {}", d.input_seq),
+    }
+}
+
 #[test]
 fn every_flipped_byte_is_reported_and_never_verified() {
     let d = tempfile::tempdir().unwrap();

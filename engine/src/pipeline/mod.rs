@@ -43,6 +43,9 @@ pub struct PipelineConfig {
     pub release_after_durable: bool,
     /// Write a snapshot every this many inputs (0: only on request and at shutdown).
     pub snapshot_every: u64,
+    /// Snapshots kept on disk (the newest); each is a starting point for recovery and for a
+    /// parallel `margin-replay verify`.
+    pub snapshots_kept: usize,
     pub segment_bytes: u64,
     pub prefault: bool,
     /// Items per batch between stages, and batches in flight per hop.
@@ -67,6 +70,7 @@ impl PipelineConfig {
             durability: Durability::None,
             release_after_durable: false,
             snapshot_every: 0,
+            snapshots_kept: snapshot::SNAPSHOTS_KEPT,
             segment_bytes: 64 << 20,
             prefault: false,
             batch_max: 256,
@@ -253,7 +257,7 @@ impl Pipeline {
         let sequencer = {
             let c = counters.clone();
             let engine = opened.engine;
-            let every = cfg.snapshot_every;
+            let every = (cfg.snapshot_every, cfg.snapshots_kept.max(1));
             std::thread::Builder::new()
                 .name("sequencer".into())
                 .spawn(move || {
@@ -449,7 +453,7 @@ fn sequencer_stage(
     to_pub: Sender<ToPublisher>,
     recycle_seqd: Sender<Vec<Seqd>>,
     recycled_out: Receiver<OutBatch>,
-    snapshot_every: u64,
+    (snapshot_every, snapshots_kept): (u64, usize),
     snapshot_dir: std::path::PathBuf,
     c: &Counters,
 ) -> Engine {
@@ -459,7 +463,7 @@ fn sequencer_stage(
         .spawn(move || {
             for state in snap_rx {
                 match snapshot::write(&snapshot_dir, &state) {
-                    Ok(_) => snapshot::prune(&snapshot_dir, snapshot::SNAPSHOTS_KEPT),
+                    Ok(_) => snapshot::prune(&snapshot_dir, snapshots_kept),
                     Err(e) => eprintln!("snapshot failed: {e}"),
                 }
             }

@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 8] = *b"MRGNSNAP";
 const HEADER_LEN: usize = 64;
-/// Snapshots kept when a new one is written.
-pub const SNAPSHOTS_KEPT: usize = 3;
+/// Snapshots kept when a new one is written, by default: enough starting points for a parallel
+/// verification of a long history (a snapshot is ~0.5 % of the journal it summarises at the
+/// default interval: 6 MB per million inputs at 10,000 accounts).
+pub const SNAPSHOTS_KEPT: usize = 64;
 
 /// A snapshot on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
