@@ -91,5 +91,11 @@ fn hot(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, hot);
+// Criterion's own charts are off: with the workspace's `plotters` (ab_glyph fonts) they would
+// need a font registered first, and the figures that matter go to docs/benchmarks.md.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = hot
+}
 criterion_main!(benches);

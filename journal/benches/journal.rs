@@ -110,5 +110,11 @@ fn read(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, read);
+// Criterion's own charts are off: with the workspace's `plotters` (ab_glyph fonts) they would
+// need a font registered first, and the figures that matter go to docs/benchmarks.md.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = append, read
+}
 criterion_main!(benches);
