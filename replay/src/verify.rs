@@ -277,13 +277,7 @@ fn replay_segment(logs: &Logs<'_>, seg: &Segment, done: &Sender<u64>) -> Result<
     let mut engine = match &seg.start {
         Start::Genesis => Engine::new(),
         Start::Snapshot(s) => {
-            let state = snapshot::load(&s.path).map_err(|e| {
-                fail_at(s.seq, 1)(Ok(Outcome::SnapshotMismatch {
-                    seq: s.seq,
-                    path: s.path.display().to_string(),
-                    detail: e,
-                }))
-            })?;
+            let state = snapshot::load(&s.path).map_err(|e| snapshot_failure(s, e))?;
             if state.input_seq != s.seq {
                 return Err(fail_at(s.seq, 1)(Err(format!(
                     "{}: holds the state at seq {}, not {}",
@@ -344,15 +338,33 @@ fn replay_segment(logs: &Logs<'_>, seg: &Segment, done: &Sender<u64>) -> Result<
     }
     if let Some(s) = &seg.end_check {
         if let Some(detail) = check_snapshot(s, &engine) {
-            return Err(fail_at(s.seq, 1)(Ok(Outcome::SnapshotMismatch {
-                seq: s.seq,
-                path: s.path.display().to_string(),
-                detail,
-            })));
+            return Err(snapshot_failure(s, detail));
         }
         checked += 1;
     }
     Ok(checked)
+}
+
+/// A snapshot that does not hold the replayed state, or that is gone: a live engine prunes its
+/// oldest snapshots, and one pruned between listing and reading is no finding about the
+/// history, only a reason to verify again (or a copy).
+fn snapshot_failure(s: &snapshot::SnapshotFile, detail: String) -> Failure {
+    let path = s.path.display().to_string();
+    let found = if s.path.exists() {
+        Ok(Outcome::SnapshotMismatch {
+            seq: s.seq,
+            path,
+            detail,
+        })
+    } else {
+        Err(format!(
+            "{path}: removed while verifying (a live engine prunes its oldest snapshots); verify again, or verify a copy"
+        ))
+    };
+    Failure {
+        at: (s.seq, 1),
+        found,
+    }
 }
 
 /// None when the snapshot holds exactly the replayed state.
@@ -443,5 +455,28 @@ mod tests {
         );
         let none = plan(Start::Genesis, 1, 10, vec![]);
         assert_eq!(shape(&none), vec![(1, 10, None, None)]);
+    }
+
+    #[test]
+    fn a_pruned_snapshot_is_a_reason_to_retry_not_a_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = snapshot::SnapshotFile {
+            seq: 5,
+            path: dir.path().join("snapshot-5.snap"),
+        };
+        std::fs::write(&present.path, b"x").unwrap();
+        let f = snapshot_failure(&present, "digest".into());
+        assert!(matches!(
+            f.found,
+            Ok(Outcome::SnapshotMismatch { seq: 5, .. })
+        ));
+        let gone = snapshot::SnapshotFile {
+            seq: 6,
+            path: dir.path().join("snapshot-6.snap"),
+        };
+        let f = snapshot_failure(&gone, "no such file".into());
+        let e = f.found.err().expect("an error, not a finding");
+        assert!(e.contains("removed while verifying"), "{e}");
+        assert_eq!(f.at, (6, 1));
     }
 }
