@@ -111,7 +111,11 @@ impl Engine {
         self.moved_assets.clear();
         self.ticked_assets.clear();
         self.funded_markets.clear();
-        self.adl.clear();
+        if input.event.moves_valuations() {
+            // ADL rankings stay exact across events that move no price, funding or parameter
+            // (the buckets those events change are re-ranked); these may move any bucket.
+            self.adl.clear();
+        }
         self.emit(Body::Accepted {
             order_unknown: [None, None],
         });

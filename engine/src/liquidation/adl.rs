@@ -3,9 +3,12 @@
 //! market are never charged.
 //!
 //! Ranking every opposite position is O(n); a crash tick can back-stop many buckets of one
-//! market in the same event. Within an event prices do not move, so a ranking stays exact
-//! except for the buckets that changed since it was made (every change marks a bucket dirty):
-//! the [`AdlCache`] keeps each ranking for the event and re-ranks only those.
+//! market in the same event, and the liquidation bids that follow it back-stop more, one event
+//! each. A ranking depends on prices, funding and parameters, which only oracle, funding and
+//! venue events move, and on the ranked buckets themselves, whose every change marks them
+//! dirty. So the [`AdlCache`] keeps each ranking until the next event that moves valuations
+//! and re-ranks only the buckets that changed; the result is the same as ranking afresh (the
+//! naive mode does, and `tests/index_equivalence.rs` compares their outputs byte for byte).
 
 use crate::account::Slot;
 use crate::engine::Engine;
@@ -37,9 +40,9 @@ fn rank_order(a: &Counterparty, b: &Counterparty) -> Ordering {
     }
 }
 
-/// Rankings made during the current event, and the buckets changed since.
+/// Rankings made since the last event that moved valuations, and the buckets changed since.
 ///
-/// The vectors outlive the event (only `live` is reset) so that a backstop in a warmed-up
+/// The vectors outlive the rankings (only `live` is reset) so that a backstop in a warmed-up
 /// engine does not allocate.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AdlCache {
@@ -52,18 +55,27 @@ pub(crate) struct AdlCache {
     chosen: Vec<Counterparty>,
 }
 
+/// Changed buckets kept for re-ranking before the rankings are dropped instead.
+const STALE_MAX: usize = 1024;
+
 impl AdlCache {
-    /// Forgets every ranking (at the start of each event: prices may move between events).
+    /// Forgets every ranking (when an event may move prices, funding or parameters).
     pub(crate) fn clear(&mut self) {
         self.live = 0;
         self.stale.clear();
     }
 
-    /// Notes a changed bucket, if any ranking is kept.
+    /// Notes a changed bucket, if any ranking is kept. Past `STALE_MAX` changed buckets a
+    /// fresh ranking is cheaper than re-ranking them one by one, and the list stays bounded.
     pub(crate) fn touched(&mut self, account: AccountId, slot: Slot) {
-        if self.live > 0 {
-            self.stale.push((account, slot));
+        if self.live == 0 {
+            return;
         }
+        if self.stale.len() >= STALE_MAX {
+            self.clear();
+            return;
+        }
+        self.stale.push((account, slot));
     }
 
     /// The index of the ranking for (market, side), if this event made one.
