@@ -335,3 +335,17 @@ impl Engine {
         });
     }
 }
+
+/// An engine that has applied the first `lines` events of `examples/venue.jsonl` (unit tests'
+/// common starting point).
+#[cfg(test)]
+pub(crate) fn example_engine(lines: usize) -> Engine {
+    let mut e = Engine::new();
+    for line in include_str!("../../examples/venue.jsonl")
+        .lines()
+        .take(lines)
+    {
+        e.apply(&crate::codec::parse_input(line).expect("the example parses"));
+    }
+    e
+}

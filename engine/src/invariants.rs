@@ -194,16 +194,11 @@ fn buckets(state: &State, errors: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::codec::parse_input;
     use crate::num::Native;
-    use crate::Engine;
 
     #[test]
     fn value_created_outside_the_primitives_is_caught() {
-        let mut e = Engine::new();
-        for line in include_str!("../../examples/venue.jsonl").lines().take(200) {
-            e.apply(&parse_input(line).unwrap());
-        }
+        let mut e = crate::engine::example_engine(200);
         assert!(super::check(&e.state).is_empty());
         // A bug that credits a balance without debiting anything.
         let b = &mut e.state.accounts[3].cross.balances[0];

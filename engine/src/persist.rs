@@ -211,11 +211,7 @@ mod tests {
     use crate::Engine;
 
     fn venue_engine() -> Engine {
-        let mut e = Engine::new();
-        for line in include_str!("../../examples/venue.jsonl").lines().take(400) {
-            e.apply(&parse_input(line).unwrap());
-        }
-        e
+        crate::engine::example_engine(400)
     }
 
     #[test]

@@ -172,15 +172,10 @@ fn insurance_value(s: &State) -> Result<i128, Overflow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::parse_input;
-    use crate::Engine;
 
     #[test]
     fn a_deeper_shock_breaches_more_and_lacks_more() {
-        let mut e = Engine::new();
-        for line in include_str!("../../examples/venue.jsonl").lines().take(200) {
-            e.apply(&parse_input(line).unwrap());
-        }
+        let e = crate::engine::example_engine(200);
         let btc = e
             .state
             .venue

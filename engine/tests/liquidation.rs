@@ -397,19 +397,25 @@ fn volatility_scales_the_maintenance_requirement() {
     assert_eq!(v.account(1)["positions"][0]["mm"], "505.000000");
 }
 
-#[test]
-fn a_market_fund_covers_its_isolated_bankruptcies_alone() {
-    let mut v = Venue::new(r#","own_fund":true"#, "10000");
-    v.send(r#"{"type":"insurance","ts":2,"amount":"50","market":"BTC-PERP"}"#);
+/// Account 1 goes long 1 BTC at 10,000 from an isolated bucket of 1,000 and the price falls to
+/// 8,900 (a deficit of 100); returns the `bankruptcy` record as a line.
+fn isolated_long_bankrupt_at_8900(v: &mut Venue) -> String {
     v.send(r#"{"type":"margin_mode","ts":2,"account":1,"market":"BTC-PERP","mode":"isolated"}"#);
     v.send(r#"{"type":"isolate","ts":2,"account":1,"market":"BTC-PERP","amount":"1000"}"#);
     v.send(r#"{"type":"fill","ts":3,"market":"BTC-PERP","taker":1,"maker":2,"side":"buy","price":"10000","size":"1"}"#);
     let out = v.price(5, "8900");
-    let line = margin_engine::codec::record_line(
+    margin_engine::codec::record_line(
         out.iter()
             .find(|r| r.body.type_name() == "bankruptcy")
-            .unwrap(),
-    );
+            .expect("a bankruptcy"),
+    )
+}
+
+#[test]
+fn a_market_fund_covers_its_isolated_bankruptcies_alone() {
+    let mut v = Venue::new(r#","own_fund":true"#, "10000");
+    v.send(r#"{"type":"insurance","ts":2,"amount":"50","market":"BTC-PERP"}"#);
+    let line = isolated_long_bankrupt_at_8900(&mut v);
     // Deficit 100: the market fund pays its 50, the other 50 is socialised; the venue fund is
     // not touched.
     assert!(
@@ -423,15 +429,7 @@ fn a_market_fund_covers_its_isolated_bankruptcies_alone() {
 #[test]
 fn an_insurance_cap_limits_what_the_fund_pays_for_a_market() {
     let mut v = Venue::new(r#","insurance_cap":"40""#, "10000");
-    v.send(r#"{"type":"margin_mode","ts":2,"account":1,"market":"BTC-PERP","mode":"isolated"}"#);
-    v.send(r#"{"type":"isolate","ts":2,"account":1,"market":"BTC-PERP","amount":"1000"}"#);
-    v.send(r#"{"type":"fill","ts":3,"market":"BTC-PERP","taker":1,"maker":2,"side":"buy","price":"10000","size":"1"}"#);
-    let out = v.price(5, "8900");
-    let line = margin_engine::codec::record_line(
-        out.iter()
-            .find(|r| r.body.type_name() == "bankruptcy")
-            .unwrap(),
-    );
+    let line = isolated_long_bankrupt_at_8900(&mut v);
     assert!(
         line.contains(r#""insurance":"40.000000","socialized":"60.000000""#),
         "{line}"

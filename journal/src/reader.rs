@@ -218,16 +218,7 @@ fn check_follows(
     scan: &segment::Scan,
     prev: Option<(u64, Digest)>,
 ) -> Result<()> {
-    if scan.header.base_seq != base {
-        return Err(JournalError::Corrupt {
-            path: path.to_path_buf(),
-            offset: 16,
-            what: format!(
-                "header base seq {} but file name says {base}",
-                scan.header.base_seq
-            ),
-        });
-    }
+    scan.check_base(path, base)?;
     if let Some((last, head)) = prev {
         if base != last + 1 {
             return Err(JournalError::Layout {

@@ -89,6 +89,23 @@ pub struct Scan {
     pub marks: Vec<(u64, usize)>,
 }
 
+impl Scan {
+    /// The header's base seq must be the one the file is named for.
+    pub fn check_base(&self, path: &Path, base: u64) -> Result<()> {
+        if self.header.base_seq == base {
+            return Ok(());
+        }
+        Err(JournalError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 16,
+            what: format!(
+                "header base seq {} but file name says {base}",
+                self.header.base_seq
+            ),
+        })
+    }
+}
+
 /// Checks every frame of a segment's bytes. Fails on corruption: a bad frame before the durable
 /// mark. Past the mark nothing was promised (a machine crash loses, tears and reorders unsynced
 /// pages), so the log ends at the first bad frame or hole and everything after it is reported

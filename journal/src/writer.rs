@@ -405,16 +405,7 @@ fn open_current(cfg: &Config, path: &Path, base: u64) -> Result<(Current, Scan)>
     })?;
     let mut cur = map_current(cfg, path, stored, HEADER_LEN)?;
     let scan = segment::scan(path, &cur.map, cfg.max_record_bytes, u64::MAX)?;
-    if scan.header.base_seq != base {
-        return Err(JournalError::Corrupt {
-            path: path.to_path_buf(),
-            offset: 16,
-            what: format!(
-                "header base seq {} but file name says {base}",
-                scan.header.base_seq
-            ),
-        });
-    }
+    scan.check_base(path, base)?;
     if scan.header.chained() != cfg.chain {
         return Err(JournalError::Usage(format!(
             "{}: log was written with chain={}, opened with chain={}",

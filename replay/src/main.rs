@@ -239,14 +239,17 @@ fn cmd_verify(data: &std::path::Path, from_snapshot: Option<u64>) -> ExitCode {
     }
 }
 
+/// The engine of a data directory at input seq `at` (its end when None), from the nearest
+/// snapshot below it.
+fn engine_at(data: &std::path::Path, at: Option<u64>) -> Result<margin_engine::Engine, ExitCode> {
+    let dir = data_dir(data)?;
+    state_at(&dir, at.unwrap_or(u64::MAX), true).map_err(failed)
+}
+
 fn cmd_state(data: &std::path::Path, at: Option<u64>, account: Option<u64>) -> ExitCode {
-    let dir = match data_dir(data) {
-        Ok(d) => d,
-        Err(c) => return c,
-    };
-    let engine = match state_at(&dir, at.unwrap_or(u64::MAX), true) {
+    let engine = match engine_at(data, at) {
         Ok(e) => e,
-        Err(e) => return failed(e),
+        Err(c) => return c,
     };
     if let Some(seq) = at {
         if engine.state.input_seq < seq {
@@ -330,13 +333,9 @@ fn cmd_stress(
     vol_mult: &str,
     json: bool,
 ) -> ExitCode {
-    let dir = match data_dir(data) {
-        Ok(d) => d,
-        Err(c) => return c,
-    };
-    let engine = match state_at(&dir, at.unwrap_or(u64::MAX), true) {
+    let engine = match engine_at(data, at) {
         Ok(e) => e,
-        Err(e) => return failed(e),
+        Err(c) => return c,
     };
     let state = &engine.state;
     let parse_shock = |s: &str| -> Result<(margin_engine::ids::AssetId, String), String> {

@@ -292,6 +292,11 @@ fn replay_segment(logs: &Logs<'_>, seg: &Segment, done: &Sender<u64>) -> Result<
     let compared_to = seg.to.min(logs.outputs.last_seq());
     let mut logged = logs.outputs.iter_from(seg.from);
     let mut buf = AlignedVec::new();
+    // One batch reused for every comparison: no allocation per input once it has grown.
+    let mut batch = OutputBatch {
+        input: 0,
+        records: Vec::new(),
+    };
     let mut unreported = 0;
     for rec in logs.inputs.iter_from(seg.from) {
         let rec = rec.map_err(|e| fail_at(seg.from, 2)(Err(format!("input journal: {e}"))))?;
@@ -313,10 +318,9 @@ fn replay_segment(logs: &Logs<'_>, seg: &Segment, done: &Sender<u64>) -> Result<
                         rec.seq
                     )))
                 })?;
-            let batch = OutputBatch {
-                input: rec.seq,
-                records: records.to_vec(),
-            };
+            batch.input = rec.seq;
+            batch.records.clear();
+            batch.records.extend_from_slice(records);
             persist::encode_batch(&batch, &mut buf).map_err(|e| fail_at(rec.seq, 0)(Err(e)))?;
             if out.payload != &buf[..] {
                 let d = divergence(rec.seq, out.payload, &batch, &input);
