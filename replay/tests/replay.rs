@@ -97,12 +97,28 @@ fn a_wrong_snapshot_between_segments_is_the_finding() {
     })
     .collect();
     run(other.path(), &other_inputs);
-    let name = "snapshot-00000000000000001400.snap";
-    let ours = d.path().join("snapshots").join(name);
-    assert!(ours.is_file(), "a snapshot at 1400 in the middle");
-    std::fs::copy(other.path().join("snapshots").join(name), &ours).unwrap();
+    // The pipeline skips a snapshot when its writer is still busy with the previous one, so
+    // take a seq both runs have, with segments of ours on both sides of it.
+    let seqs = |dir: &Path| -> Vec<u64> {
+        let mut v: Vec<u64> = margin_engine::pipeline::snapshot::list(&dir.join("snapshots"))
+            .iter()
+            .map(|s| s.seq)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let (ours_seqs, theirs) = (seqs(d.path()), seqs(other.path()));
+    let middle = ours_seqs[..ours_seqs.len() - 1]
+        .iter()
+        .skip(1)
+        .find(|s| theirs.contains(s))
+        .copied()
+        .expect("a snapshot in the middle that both runs wrote");
+    let name = format!("snapshot-{middle:020}.snap");
+    let ours = d.path().join("snapshots").join(&name);
+    std::fs::copy(other.path().join("snapshots").join(&name), &ours).unwrap();
     match verify(&DataDir::new(d.path()), None, |_, _| {}).unwrap() {
-        Outcome::SnapshotMismatch { seq, .. } => assert_eq!(seq, 1400),
+        Outcome::SnapshotMismatch { seq, .. } => assert_eq!(seq, middle),
         Outcome::Verified(_) => panic!("a wrong snapshot verified"),
         Outcome::Diverged(d) => panic!("reported a later divergence first: {}", d.input_seq),
     }
