@@ -55,6 +55,8 @@ pub struct Engine {
     pub scan: ScanMode,
     /// Buckets visited by liquidation passes since the engine was made (statistics only).
     pub visits: u64,
+    /// Input seqs the operator ordered skipped (sorted; see [`Engine::apply_or_skip`]).
+    pub skip_inputs: Vec<u64>,
 }
 
 impl Default for Engine {
@@ -95,6 +97,7 @@ impl Engine {
             deferred: Default::default(),
             scan,
             visits: 0,
+            skip_inputs: Vec::new(),
         };
         engine.rebuild_bands();
         engine.rebuild_deferred();
@@ -149,12 +152,53 @@ impl Engine {
             "value conserved after input {}",
             self.state.input_seq
         );
+        self.number_outputs();
+        &self.out
+    }
+
+    /// Applies the input journaled at `seq`, or skips it when the operator listed the seq in
+    /// [`Engine::skip_inputs`]. Every consumer of a journal (pipeline, recovery, replay tools)
+    /// goes through here, so a skip gives the same bytes wherever the journal is replayed.
+    pub fn apply_or_skip(&mut self, input: &Input, seq: u64) -> &[Record] {
+        debug_assert_eq!(seq, self.state.input_seq + 1, "inputs applied in seq order");
+        if self.is_skipped(seq) {
+            return self.skip();
+        }
+        self.apply(input)
+    }
+
+    /// True when the operator listed this input seq to be skipped.
+    pub fn is_skipped(&self, seq: u64) -> bool {
+        self.skip_inputs.binary_search(&seq).is_ok()
+    }
+
+    /// The records of the last input applied or skipped.
+    pub fn records(&self) -> &[Record] {
+        &self.out
+    }
+
+    /// Gives the event's records their output seqs (dense from 1 across the history).
+    fn number_outputs(&mut self) {
         let mut seq = self.state.output_seq;
         for r in &mut self.out {
             seq += 1;
             r.seq = seq;
         }
         self.state.output_seq = seq;
+    }
+
+    /// Records the next input as skipped by the operator: one `rejected` result with reason
+    /// `skipped`; nothing else changes (not even the clock: the input may be what is broken).
+    pub fn skip(&mut self) -> &[Record] {
+        self.state.input_seq += 1;
+        self.out.clear();
+        self.emit(Body::Rejected {
+            reason: crate::record::Reason::Skipped,
+            detail: crate::record::Detail::new(
+                "input skipped by the operator at recovery (--skip-input)",
+            ),
+        });
+        self.number_outputs();
         &self.out
     }
 

@@ -236,3 +236,157 @@ pub enum ParamsSpec {
         params: MarketParams,
     },
 }
+
+/// Why a decoded input is not one the JSON codec could have produced.
+fn bad_field(field: &str, what: &str) -> String {
+    format!("field `{field}`: {what}")
+}
+
+fn check_dec(d: &Dec, field: &str) -> Result<(), String> {
+    if d.is_canonical() {
+        return Ok(());
+    }
+    Err(bad_field(
+        field,
+        &format!(
+            "decimal (mantissa {}, scale {}) is not canonical: normalised, at most {} decimals, mantissa above i128::MIN",
+            d.mantissa(),
+            d.scale(),
+            crate::num::decimal::DEC_SCALE_MAX
+        ),
+    ))
+}
+
+fn check_opt_dec(d: &Option<Dec>, field: &str) -> Result<(), String> {
+    d.as_ref().map_or(Ok(()), |d| check_dec(d, field))
+}
+
+fn check_sym(s: &Symbol, field: &str) -> Result<(), String> {
+    if s.is_valid() {
+        return Ok(());
+    }
+    Err(bad_field(
+        field,
+        "name is not 1 to 32 bytes of [A-Za-z0-9._/:-]",
+    ))
+}
+
+impl Input {
+    /// Checks that a decoded input holds only values the JSON codec could have produced:
+    /// canonical decimals and valid names. Binary frames pass this before they are journaled,
+    /// so both codecs feed the state machine the same set of inputs (one validation path: the
+    /// JSON parser builds values through the same constructors this checks against).
+    pub fn check_wire(&self) -> Result<(), String> {
+        self.event.check_wire()
+    }
+}
+
+impl Event {
+    fn check_wire(&self) -> Result<(), String> {
+        match self {
+            Event::Asset(a) => {
+                check_sym(&a.asset, "asset")?;
+                a.params.check_wire()
+            }
+            Event::Market(m) => {
+                check_sym(&m.market, "market")?;
+                check_sym(&m.base, "base")?;
+                m.params.check_wire()
+            }
+            Event::Params(p) => match p.as_ref() {
+                ParamsSpec::Asset { asset, params } => {
+                    check_sym(asset, "asset")?;
+                    params.check_wire()
+                }
+                ParamsSpec::Market { market, params } => {
+                    check_sym(market, "market")?;
+                    params.check_wire()
+                }
+            },
+            Event::Insurance { amount, market } => {
+                check_dec(amount, "amount")?;
+                market.as_ref().map_or(Ok(()), |m| check_sym(m, "market"))
+            }
+            Event::Deposit { asset, amount, .. } | Event::Withdraw { asset, amount, .. } => {
+                check_sym(asset, "asset")?;
+                check_dec(amount, "amount")
+            }
+            Event::MarginMode { market, .. } => check_sym(market, "market"),
+            Event::Isolate { market, amount, .. } => {
+                check_sym(market, "market")?;
+                check_dec(amount, "amount")
+            }
+            Event::Order(o) => {
+                check_sym(&o.market, "market")?;
+                check_dec(&o.price, "price")?;
+                check_dec(&o.size, "size")
+            }
+            Event::Cancel { .. } => Ok(()),
+            Event::Fill(f) => {
+                check_sym(&f.market, "market")?;
+                check_dec(&f.price, "price")?;
+                check_dec(&f.size, "size")?;
+                check_opt_dec(&f.taker_fee, "taker_fee")?;
+                check_opt_dec(&f.maker_fee, "maker_fee")
+            }
+            Event::Oracle { asset, price, .. } => {
+                check_sym(asset, "asset")?;
+                check_dec(price, "price")
+            }
+            Event::Funding { market, rate } => {
+                check_sym(market, "market")?;
+                check_dec(rate, "rate")
+            }
+            Event::Liquidate { market, size, .. } => {
+                check_sym(market, "market")?;
+                check_dec(size, "size")
+            }
+        }
+    }
+}
+
+impl AssetParams {
+    fn check_wire(&self) -> Result<(), String> {
+        check_opt_dec(&self.weight_init, "weight_init")?;
+        check_opt_dec(&self.weight_maint, "weight_maint")?;
+        if let Some(o) = &self.oracle {
+            check_dec(&o.max_deviation, "oracle.max_deviation")?;
+        }
+        if let Some(b) = &self.breaker {
+            check_dec(&b.max_move, "breaker.max_move")?;
+        }
+        Ok(())
+    }
+}
+
+impl MarketParams {
+    fn check_wire(&self) -> Result<(), String> {
+        check_opt_dec(&self.imf, "imf")?;
+        check_opt_dec(&self.mmf, "mmf")?;
+        for t in self.tiers.iter().flatten() {
+            check_dec(&t.above, "tiers.above")?;
+            check_dec(&t.imf, "tiers.imf")?;
+            check_dec(&t.mmf, "tiers.mmf")?;
+        }
+        let fields = [
+            (&self.upnl_weight_init, "upnl_weight_init"),
+            (&self.funding_rate_cap, "funding_rate_cap"),
+            (&self.liq_discount_start, "liq_discount_start"),
+            (&self.liq_discount_max, "liq_discount_max"),
+            (&self.liq_if_fee, "liq_if_fee"),
+            (&self.liq_min_notional, "liq_min_notional"),
+            (&self.margin_call, "margin_call"),
+            (&self.insurance_cap, "insurance_cap"),
+        ];
+        for (d, name) in fields {
+            check_opt_dec(d, name)?;
+        }
+        if let Some(v) = &self.vol {
+            check_dec(&v.lambda, "vol.lambda")?;
+            check_dec(&v.reference, "vol.reference")?;
+            check_dec(&v.mult, "vol.mult")?;
+            check_dec(&v.cap, "vol.cap")?;
+        }
+        Ok(())
+    }
+}

@@ -88,9 +88,11 @@ impl Engine {
             .checked_sub(paid)
             .and_then(|b| b.checked_add(realized))
             .and_then(|b| b.checked_sub(fee))
-            .filter(|b| b.abs() <= BALANCE_MAX)
+            .filter(|b| b.unsigned_abs() <= BALANCE_MAX.unsigned_abs())
             .ok_or(Overflow)?;
-        if position.size.0.abs() > LOTS_MAX || position.quote.0.abs() > BALANCE_MAX {
+        if position.size.0.unsigned_abs() > LOTS_MAX.unsigned_abs()
+            || position.quote.0.unsigned_abs() > BALANCE_MAX.unsigned_abs()
+        {
             return Err(Overflow);
         }
         Ok(SidePlan {
@@ -138,7 +140,7 @@ impl Engine {
         let fee = |f: &Option<crate::num::Dec>, who: &str| -> Result<i128, Reject> {
             let Some(f) = f else { return Ok(0) };
             let v = scaled(f, qd, Reason::InvalidAmount, who)?;
-            if v.abs() > AMOUNT_MAX {
+            if v.unsigned_abs() > AMOUNT_MAX.unsigned_abs() {
                 return Err(reject!(Reason::InvalidAmount, "{who} {f} is out of range"));
             }
             Ok(v)
@@ -213,13 +215,13 @@ impl Engine {
         let pool = self.state.markets[market.index()].funding_pool.0;
         pool.checked_add(taker.funding_paid)
             .and_then(|p| p.checked_add(maker.funding_paid))
-            .filter(|p| p.abs() <= BALANCE_MAX)
+            .filter(|p| p.unsigned_abs() <= BALANCE_MAX.unsigned_abs())
             .ok_or(Overflow)?;
         self.state
             .fee_pool
             .0
             .checked_add(taker_fee + maker_fee)
-            .filter(|p| p.abs() <= BALANCE_MAX)
+            .filter(|p| p.unsigned_abs() <= BALANCE_MAX.unsigned_abs())
             .ok_or(Overflow)?;
         Ok((taker, maker))
     }

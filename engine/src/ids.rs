@@ -42,6 +42,18 @@ impl Symbol {
         })
     }
 
+    /// True when the value is one [`Symbol::new`] could have made: 1 to 32 allowed bytes and
+    /// zeros after them. A value decoded from bytes (a binary frame) is checked with this before
+    /// it is trusted.
+    pub fn is_valid(&self) -> bool {
+        let len = usize::from(self.len);
+        (1..=SYMBOL_LEN_MAX).contains(&len)
+            && self.bytes[..len]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._/:-".contains(c))
+            && self.bytes[len..].iter().all(|&b| b == 0)
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever stored (checked in `new`); an archived value that was tampered with
         // shows as an empty name rather than panicking.

@@ -167,6 +167,12 @@ struct PipelineArgs {
     /// Size of journal segment files, MiB.
     #[arg(long, default_value_t = 64)]
     segment_mb: u64,
+    /// Skip the journaled input with this seq at recovery instead of applying it (repeatable):
+    /// for an input that kills the sequencer. It must be journaled and have no output yet; it
+    /// is listed in DIR/SKIPPED for good and answered `rejected` with reason `skipped` in the
+    /// output log, so every replay skips it the same way.
+    #[arg(long = "skip-input", value_name = "SEQ")]
+    skip_inputs: Vec<u64>,
 }
 
 impl PipelineArgs {
@@ -185,6 +191,7 @@ impl PipelineArgs {
             snapshot_every: self.snapshot_every,
             snapshots_kept: self.snapshots_kept.max(1),
             segment_bytes: self.segment_mb.max(1) << 20,
+            skip_inputs: self.skip_inputs.clone(),
             ..PipelineConfig::new(data)
         }
     }
@@ -335,6 +342,14 @@ fn open_output(path: &str) -> Result<Box<dyn Write + Send>, String> {
         .map_err(|e| format!("cannot write --outputs {path}: {e}"))
 }
 
+/// True when two paths name one existing file.
+fn same_file(a: &str, b: &str) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn write_state(engine: &Engine, path: &std::path::Path) -> Result<(), String> {
     let report = engine
         .state
@@ -355,6 +370,11 @@ fn run(
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    if let Some(out) = outputs.filter(|o| *o != "-" && same_file(o, input)) {
+        return fail(format!(
+            "--outputs {out} is the --input file: writing it would erase the events being read"
+        ));
+    }
     let writer = match outputs.map(open_output).transpose() {
         Ok(w) => w,
         Err(e) => return fail(e),

@@ -40,10 +40,16 @@ pub enum Reason {
     LiquidationSize,
     WithdrawalsFrozen,
     SelfTrade,
+    /// The operator skipped this journaled input at recovery (`--skip-input SEQ`): it was not
+    /// applied and changed nothing but the input seq.
+    Skipped,
+    /// Not an engine rejection: the connection's role may not send this event (never
+    /// journaled; TCP service only).
+    Unauthorized,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Malformed,
         Reason::UnknownAsset,
         Reason::UnknownMarket,
@@ -63,6 +69,8 @@ impl Reason {
         Reason::LiquidationSize,
         Reason::WithdrawalsFrozen,
         Reason::SelfTrade,
+        Reason::Skipped,
+        Reason::Unauthorized,
     ];
 
     /// The contract's code.
@@ -87,6 +95,8 @@ impl Reason {
             Reason::LiquidationSize => "liquidation_size",
             Reason::WithdrawalsFrozen => "withdrawals_frozen",
             Reason::SelfTrade => "self_trade",
+            Reason::Skipped => "skipped",
+            Reason::Unauthorized => "unauthorized",
         }
     }
 

@@ -142,15 +142,20 @@ pub mod planted {
         SkipCrc,
         /// Recovery applies the last journaled input a second time.
         DoubleApply,
+        /// The business logic panics on a deposit of exactly 666 (a stand-in for a poison-pill
+        /// input, to prove the sequencer's death is contained and reported).
+        PoisonPill,
     }
 
     static SKIP_CRC: AtomicBool = AtomicBool::new(false);
     static DOUBLE_APPLY: AtomicBool = AtomicBool::new(false);
+    static POISON_PILL: AtomicBool = AtomicBool::new(false);
 
     fn flag(bug: Bug) -> &'static AtomicBool {
         match bug {
             Bug::SkipCrc => &SKIP_CRC,
             Bug::DoubleApply => &DOUBLE_APPLY,
+            Bug::PoisonPill => &POISON_PILL,
         }
     }
 

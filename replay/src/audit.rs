@@ -73,6 +73,7 @@ pub fn audit(
     let total = inputs.last_seq();
     let full_every = (total / full_checks.max(1)).max(1);
     let mut engine = Engine::new();
+    engine.skip_inputs = dir.skipped_inputs()?;
     let mut r = AuditReport {
         output_head: hex(&outputs.summary().head),
         ..AuditReport::default()
@@ -86,7 +87,7 @@ pub fn audit(
         let rec = rec.map_err(|e| format!("input journal: {e}"))?;
         let input = persist::decode_input(rec.payload)
             .map_err(|e| format!("input seq {}: {e}", rec.seq))?;
-        let out = engine.apply(&input).to_vec();
+        let out = engine.apply_or_skip(&input, rec.seq).to_vec();
         let st = &engine.state;
         if let Err(e) = st.check_ledger() {
             r.violations.push(format!("after input {}: {e}", rec.seq));

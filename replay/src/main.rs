@@ -203,12 +203,16 @@ fn cmd_verify(data: &std::path::Path, from_snapshot: Option<u64>) -> ExitCode {
         Ok(Outcome::Verified(v)) => {
             let ms = v.elapsed.as_millis().max(1);
             println!(
-                "verified {} events (from seq {}) in {} ms ({} events/s): every output identical",
+                "verified {} events (from seq {}) in {} ms ({} events/s): {} output batches compared, every one identical",
                 v.events,
                 v.from_seq,
                 ms,
-                u128::from(v.events) * 1000 / ms
+                u128::from(v.events) * 1000 / ms,
+                v.outputs_compared
             );
+            for t in &v.torn_tails {
+                println!("note: {t}");
+            }
             println!("output log head {}", v.output_head);
             println!("snapshots checked {}", v.snapshots_checked);
             if v.pending_outputs > 0 {

@@ -30,6 +30,11 @@ pub struct Verified {
     pub snapshots_checked: usize,
     /// Inputs the output log does not reach yet (a live or crashed directory).
     pub pending_outputs: u64,
+    /// Output batches compared with the replay.
+    pub outputs_compared: u64,
+    /// Torn tails left by an interrupted write (live or crashed directory): verification
+    /// stops before them, as the engine's recovery would cut them.
+    pub torn_tails: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -72,7 +77,9 @@ pub fn verify(
             .unwrap_or_else(|_| Err("output log: the reading thread failed".into()));
         (inputs, outputs)
     });
-    let (inputs, outputs) = (inputs?, outputs?);
+    let ((inputs, input_torn), (outputs, output_torn)) = (inputs?, outputs?);
+    reconcile(&inputs, &outputs)?;
+    let skips = dir.skipped_inputs()?;
     let first = match from_snapshot {
         None => Start::Genesis,
         Some(seq) => Start::Snapshot(snapshot::SnapshotFile {
@@ -103,6 +110,7 @@ pub fn verify(
     let logs = Logs {
         inputs: &inputs,
         outputs: &outputs,
+        skips: &skips,
     };
     let results = run_segments(&logs, &segments, |done| progress(done, total));
     let mut checked = 0;
@@ -123,34 +131,61 @@ pub fn verify(
         output_head: hex(&outputs.summary().head),
         snapshots_checked: checked,
         pending_outputs: last.saturating_sub(outputs.last_seq()),
+        outputs_compared: outputs.last_seq().saturating_sub(from - 1),
+        torn_tails: input_torn.into_iter().chain(output_torn).collect(),
         elapsed: started.elapsed(),
     }))
 }
 
-/// Opens (and so checks: CRC of every frame, the hash chain) a whole log. Unreadable bytes
-/// after its end are an interrupted write (the engine cuts them when it next opens the
-/// directory) or damage: either way not a verified directory.
-fn open_log(path: &std::path::Path, name: &str, what: &str) -> Result<Reader, String> {
+/// Opens (and so checks: CRC of every frame, the hash chain) a whole log. Unreadable bytes past
+/// the durable mark at its very end are an interrupted write, as on a live or crashed directory:
+/// the reader stops before them (the engine cuts them when it next opens the directory) and
+/// they are reported. Damage anywhere else is an error from the reader.
+fn open_log(
+    path: &std::path::Path,
+    name: &str,
+    what: &str,
+) -> Result<(Reader, Option<String>), String> {
     let r = Reader::open(path, name, MAX_RECORD_BYTES).map_err(|e| format!("{what}: {e}"))?;
-    if r.summary().torn_bytes > 0 {
+    let torn = (r.summary().torn_bytes > 0).then(|| {
         let file = r
             .paths()
             .last()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        return Err(format!(
-            "{what}: {} unreadable bytes after seq {} at the end of {file} (an interrupted write or damage)",
+        format!(
+            "{what}: {} bytes of an interrupted write after seq {} at the end of {file} (not verified; recovery cuts them)",
             r.summary().torn_bytes,
             r.last_seq()
+        )
+    });
+    Ok((r, torn))
+}
+
+/// The two logs' lengths must be reconcilable: every output batch belongs to a journaled
+/// input, and a journal with inputs has an output log that started.
+fn reconcile(inputs: &Reader, outputs: &Reader) -> Result<(), String> {
+    let (i, o) = (inputs.last_seq(), outputs.last_seq());
+    if o > i {
+        return Err(format!(
+            "the output log reaches input seq {o} but the input journal ends at {i}: inputs {}..={o} are missing from the journal",
+            i + 1
         ));
     }
-    Ok(r)
+    if i > 0 && o == 0 {
+        return Err(format!(
+            "the output log is empty but the input journal holds {i} inputs: nothing to compare (outputs removed?)"
+        ));
+    }
+    Ok(())
 }
 
 /// Both logs of the directory, checked.
 struct Logs<'a> {
     inputs: &'a Reader,
     outputs: &'a Reader,
+    /// Input seqs the operator ordered skipped (the directory's `SKIPPED`).
+    skips: &'a [u64],
 }
 
 /// Where a segment's replay starts.
@@ -289,6 +324,7 @@ fn replay_segment(logs: &Logs<'_>, seg: &Segment, done: &Sender<u64>) -> Result<
             Engine::from_state(state)
         }
     };
+    engine.skip_inputs = logs.skips.to_vec();
     let compared_to = seg.to.min(logs.outputs.last_seq());
     let mut logged = logs.outputs.iter_from(seg.from);
     let mut buf = AlignedVec::new();
@@ -305,7 +341,7 @@ fn replay_segment(logs: &Logs<'_>, seg: &Segment, done: &Sender<u64>) -> Result<
         }
         let input = persist::decode_input(rec.payload)
             .map_err(|e| fail_at(rec.seq, 2)(Err(format!("input journal seq {}: {e}", rec.seq))))?;
-        let records = engine.apply(&input);
+        let records = engine.apply_or_skip(&input, rec.seq);
         if rec.seq <= compared_to {
             let out = logged
                 .next()

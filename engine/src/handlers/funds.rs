@@ -144,7 +144,7 @@ impl Engine {
             Reason::InvalidAmount,
             "amount",
         )?);
-        if amount.0 == 0 || amount.0.abs() > AMOUNT_MAX {
+        if amount.0 == 0 || amount.0.unsigned_abs() > AMOUNT_MAX.unsigned_abs() {
             return Err(reject!(
                 Reason::InvalidAmount,
                 "isolate amount must be non-zero and within the limit"
@@ -364,7 +364,7 @@ impl Engine {
     pub(crate) fn amount_of(&self, asset: AssetId, amount: &Dec) -> Result<Native, Reject> {
         let d = self.state.venue.asset(asset).decimals;
         let v = scaled(amount, d, Reason::InvalidAmount, "amount")?;
-        if v.abs() > AMOUNT_MAX {
+        if v.unsigned_abs() > AMOUNT_MAX.unsigned_abs() {
             return Err(reject!(
                 Reason::InvalidAmount,
                 "amount {amount} is out of range"

@@ -78,14 +78,22 @@ impl Dec {
         scale: OUT_OF_RANGE_SCALE,
     };
 
-    /// Builds a normalised decimal from parts; `None` if the scale is beyond [`DEC_SCALE_MAX`].
+    /// A decimal with exactly these parts, checked for nothing: what a decoded binary frame may
+    /// hold. For fuzzing and tests of the checks ([`Dec::is_canonical`]); never for parsing.
+    #[doc(hidden)]
+    pub fn from_raw_parts(mantissa: i128, scale: u8) -> Dec {
+        Dec { mantissa, scale }
+    }
+
+    /// Builds a normalised decimal from parts; `None` if the scale is beyond [`DEC_SCALE_MAX`] or
+    /// the mantissa is `i128::MIN`.
     pub fn new(mantissa: i128, scale: u8) -> Option<Dec> {
         let (mut m, mut s) = (mantissa, scale);
         while s > 0 && m % 10 == 0 {
             m /= 10;
             s -= 1;
         }
-        (s <= DEC_SCALE_MAX).then_some(Dec {
+        (s <= DEC_SCALE_MAX && m != i128::MIN).then_some(Dec {
             mantissa: m,
             scale: s,
         })
@@ -144,6 +152,19 @@ impl Dec {
         })
     }
 
+    /// True when the value is one [`Dec::parse`] could have made: normalised (no trailing zero
+    /// in the fraction), a scale of at most [`DEC_SCALE_MAX`], a mantissa other than `i128::MIN`
+    /// (whose magnitude has no i128), or exactly the out-of-range marker. A value decoded from
+    /// bytes (a binary frame) is checked with this before it is trusted.
+    pub fn is_canonical(&self) -> bool {
+        if self.is_out_of_range() {
+            return self.mantissa == 0;
+        }
+        self.scale <= DEC_SCALE_MAX
+            && self.mantissa != i128::MIN
+            && (self.scale == 0 || self.mantissa % 10 != 0)
+    }
+
     pub fn is_out_of_range(&self) -> bool {
         self.scale == OUT_OF_RANGE_SCALE
     }
@@ -166,7 +187,8 @@ impl Dec {
 
     /// The value in units of `10^-decimals`, exactly, or why it cannot be.
     pub fn to_scaled(&self, decimals: u8) -> Result<i128, DecRangeError> {
-        if self.is_out_of_range() {
+        // i128::MIN has no magnitude in i128: refused, so that every caller may take `abs`.
+        if self.is_out_of_range() || self.mantissa == i128::MIN {
             return Err(DecRangeError::OutOfRange);
         }
         if self.scale > decimals {

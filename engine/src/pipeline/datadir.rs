@@ -19,6 +19,23 @@ pub struct DirLock {
     _file: File,
 }
 
+/// Writes a small file atomically: a temporary sibling, synced, then renamed over `path`.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let name = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    let written = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(name(&tmp, e));
+    }
+    fs::rename(&tmp, path).map_err(|e| name(path, e))
+}
+
 impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> DataDir {
         DataDir { root: root.into() }
@@ -65,6 +82,62 @@ impl DataDir {
             )),
             Err(e) => Err(format!("{}: {e}", path.display())),
         }
+    }
+
+    /// The file listing the input seqs the operator ordered skipped, one per line.
+    pub fn skip_path(&self) -> PathBuf {
+        self.root.join("SKIPPED")
+    }
+
+    /// The input seqs the operator ordered skipped (sorted, without repeats); none when the
+    /// file is absent. A line that is not a seq is an error naming the file and line.
+    pub fn skipped_inputs(&self) -> Result<Vec<u64>, String> {
+        let path = self.skip_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let mut seqs = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let seq = line.parse::<u64>().ok().filter(|&s| s > 0).ok_or_else(|| {
+                format!("{}:{}: {line:?} is not an input seq", path.display(), i + 1)
+            })?;
+            seqs.push(seq);
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(seqs)
+    }
+
+    /// Adds seqs to the skip list (written to a temporary file, synced, then renamed). Only
+    /// inputs that are journaled and have no output yet may be skipped: skipping an input
+    /// whose outputs were released would rewrite history.
+    pub fn add_skips(&self, seqs: &[u64], input_last: u64, output_last: u64) -> Result<(), String> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        for &seq in seqs {
+            if seq <= output_last || seq > input_last {
+                return Err(format!(
+                    "--skip-input {seq}: only journaled inputs without outputs can be skipped (journaled up to {input_last}, outputs up to {output_last})"
+                ));
+            }
+        }
+        let mut all = self.skipped_inputs()?;
+        all.extend_from_slice(seqs);
+        all.sort_unstable();
+        all.dedup();
+        let mut text = String::from("# input seqs skipped by the operator (--skip-input)\n");
+        for s in &all {
+            text.push_str(&format!("{s}\n"));
+        }
+        let path = self.skip_path();
+        write_synced(&path, text.as_bytes())
     }
 
     /// True when the directory already holds an input journal.

@@ -54,6 +54,9 @@ pub struct PipelineConfig {
     pub scan: ScanMode,
     /// Injected storage faults (simulation tests only).
     pub faults: StorageFaults,
+    /// Journaled inputs the operator orders skipped (`--skip-input`): each must be journaled
+    /// and have no output yet; they are added to the directory's `SKIPPED` list for good.
+    pub skip_inputs: Vec<u64>,
 }
 
 /// Fault plans for the two logs of a data directory; none in production.
@@ -77,6 +80,7 @@ impl PipelineConfig {
             queue_batches: 64,
             scan: ScanMode::Indexed,
             faults: StorageFaults::default(),
+            skip_inputs: Vec::new(),
         }
     }
 }
@@ -95,7 +99,14 @@ pub struct Origin {
 #[derive(Debug)]
 pub enum ItemKind {
     Event(Input),
-    Malformed { line: u64, detail: String },
+    Malformed {
+        line: u64,
+        detail: String,
+    },
+    /// An event the connection's role may not send (answered `unauthorized`, never journaled).
+    Refused {
+        detail: String,
+    },
 }
 
 /// An item entering the pipeline.
@@ -121,6 +132,10 @@ pub trait Sink: Send {
     );
     /// A line that never reached the journal.
     fn malformed(&mut self, origin: Origin, line: u64, detail: &str, sent_ns: u64);
+    /// An event refused for the sender's role; never journaled.
+    fn refused(&mut self, origin: Origin, detail: &str, sent_ns: u64) {
+        self.malformed(origin, 0, detail, sent_ns);
+    }
     /// The publisher finished a batch (a good moment to hand buffered answers on).
     fn batch_done(&mut self) {}
     /// The pipeline is stopping; flush what is buffered.
@@ -150,13 +165,19 @@ enum ToSequencer {
     Shutdown,
 }
 
+/// An item that was never journaled, answered in its place among the others.
+enum Unjournaled {
+    Malformed { line: u64, detail: String },
+    Refused { detail: String },
+}
+
 /// One applied item, pointing into its batch's record buffer.
 struct Applied {
     seq: u64,
     origin: Origin,
     sent_ns: u64,
     records: (u32, u32),
-    malformed: Option<(u64, String)>,
+    unjournaled: Option<Unjournaled>,
 }
 
 #[derive(Default)]
@@ -181,6 +202,35 @@ pub struct Counters {
     pub snapshots: AtomicU64,
     /// The journaler stopped on an error: nothing more becomes durable.
     pub journal_failed: std::sync::atomic::AtomicBool,
+    /// The input seq whose application panicked the sequencer (0: none). The sequencer stops
+    /// there; ingress refuses new items at once; the process must exit and be restarted,
+    /// possibly with `--skip-input SEQ`.
+    pub sequencer_died_at: AtomicU64,
+}
+
+impl Counters {
+    /// Why the pipeline cannot go on, if it cannot.
+    pub fn failure(&self) -> Option<String> {
+        let seq = self.sequencer_died_at.load(Ordering::Acquire);
+        if seq > 0 {
+            return Some(sequencer_death_message(seq));
+        }
+        if self.journal_failed.load(Ordering::Acquire) {
+            return Some(
+                "the input journal failed: nothing more is journaled and outputs after the durable seq are not released".into(),
+            );
+        }
+        None
+    }
+}
+
+/// What an operator reads when the business logic panicked on an input.
+pub fn sequencer_death_message(seq: u64) -> String {
+    format!(
+        "the sequencer died applying input seq {seq}: ingress is stopped and no later input was applied. \
+         The input stays journaled; inspect it (margin-replay export --data DIR --log input --from {seq} --to {seq}) \
+         and restart with --skip-input {seq} to record it as skipped in the output log"
+    )
 }
 
 /// What the pipeline returns when it stops.
@@ -304,8 +354,12 @@ impl Pipeline {
         &self.report
     }
 
-    /// Queues an item; it is sent with its batch (full, or on [`Pipeline::flush`]).
+    /// Queues an item; it is sent with its batch (full, or on [`Pipeline::flush`]). Fails at
+    /// once, taking nothing more, when a stage has died.
     pub fn submit(&mut self, item: Item) -> Result<(), String> {
+        if let Some(why) = self.counters.failure() {
+            return Err(why);
+        }
         self.pending.push(item);
         if self.pending.len() >= self.batch_max {
             self.flush()?;
@@ -315,6 +369,10 @@ impl Pipeline {
 
     /// Sends the partial batch now (call when the feeder has nothing more for a while).
     pub fn flush(&mut self) -> Result<(), String> {
+        if let Some(why) = self.counters.failure() {
+            self.pending.clear();
+            return Err(why);
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -353,6 +411,10 @@ impl Pipeline {
             .join()
             .map_err(|_| "sequencer panicked".to_string());
         let output = join(self.publisher.take(), "publisher");
+        let died = self.counters.sequencer_died_at.load(Ordering::Acquire);
+        if died > 0 {
+            return Err(sequencer_death_message(died));
+        }
         let (input, engine, output) = (input?, engine?, output?);
         sent?;
         Ok(Finished {
@@ -407,7 +469,7 @@ fn journal_stage(
                                     .append(&buf)
                                     .map_err(|e| format!("input journal: {e}"))?
                             }
-                            ItemKind::Malformed { .. } => 0,
+                            ItemKind::Malformed { .. } | ItemKind::Refused { .. } => 0,
                         };
                         out.push(Seqd { seq, item });
                     }
@@ -475,15 +537,17 @@ fn sequencer_stage(
             c.snapshots.fetch_add(1, Ordering::Relaxed);
         }
     };
-    while let Ok(msg) = rx.recv() {
+    'run: while let Ok(msg) = rx.recv() {
         match msg {
             ToSequencer::Items(mut items) => {
                 let mut out = recycled_out.try_recv().unwrap_or_default();
                 for s in items.drain(..) {
                     let start = out.records.len() as u32;
-                    let malformed = match s.item.kind {
+                    let unjournaled = match s.item.kind {
                         ItemKind::Event(input) => {
-                            out.records.extend_from_slice(engine.apply(&input));
+                            if !apply_guarded(&mut engine, &input, s.seq, &mut out.records, c) {
+                                break 'run;
+                            }
                             debug_assert_eq!(
                                 engine.state.input_seq, s.seq,
                                 "journal and engine seqs agree"
@@ -493,14 +557,17 @@ fn sequencer_stage(
                             }
                             None
                         }
-                        ItemKind::Malformed { line, detail } => Some((line, detail)),
+                        ItemKind::Malformed { line, detail } => {
+                            Some(Unjournaled::Malformed { line, detail })
+                        }
+                        ItemKind::Refused { detail } => Some(Unjournaled::Refused { detail }),
                     };
                     out.items.push(Applied {
                         seq: s.seq,
                         origin: s.item.origin,
                         sent_ns: s.item.sent_ns,
                         records: (start, out.records.len() as u32),
-                        malformed,
+                        unjournaled,
                     });
                 }
                 let _ = recycle_seqd.try_send(items);
@@ -514,8 +581,11 @@ fn sequencer_stage(
         }
     }
     let _ = to_pub.send(ToPublisher::Shutdown);
-    // A clean stop leaves a snapshot, so the next start replays nothing.
+    // A clean stop leaves a snapshot, so the next start replays nothing (never after a death:
+    // that state is not trusted).
+    let died = c.sequencer_died_at.load(Ordering::Acquire) > 0;
     if snapshot_every > 0
+        && !died
         && engine.state.input_seq > 0
         && snap_tx.send(engine.state.clone()).is_ok()
     {
@@ -526,6 +596,60 @@ fn sequencer_stage(
         let _ = h.join();
     }
     engine
+}
+
+/// Applies (or skips, per the operator's list) the input journaled at `seq`, catching a panic of
+/// the business logic: the one place where the pipeline and recovery apply journaled inputs.
+/// After a panic the engine's state is not trusted; the error names the seq.
+pub fn apply_journaled<'e>(
+    engine: &'e mut Engine,
+    input: &Input,
+    seq: u64,
+) -> Result<&'e [Record], String> {
+    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        #[cfg(feature = "planted-bugs")]
+        if !engine.is_skipped(seq) {
+            planted_poison(input);
+        }
+        engine.apply_or_skip(input, seq);
+    }));
+    match applied {
+        Ok(()) => Ok(engine.records()),
+        Err(_) => Err(sequencer_death_message(seq)),
+    }
+}
+
+/// The planted bug: a deposit of exactly 666 panics, as the i128::MIN amount once did.
+#[cfg(feature = "planted-bugs")]
+fn planted_poison(input: &Input) {
+    use margin_journal::faults::planted::{on, Bug};
+    if let crate::event::Event::Deposit { amount, .. } = &input.event {
+        if on(Bug::PoisonPill) && *amount == crate::num::Dec::from_int(666) {
+            panic!("planted poison pill");
+        }
+    }
+}
+
+/// Applies one journaled input on the sequencer thread; `false` stops the stage after a panic
+/// (recorded in the counters, which stop ingress, and printed for the operator).
+fn apply_guarded(
+    engine: &mut Engine,
+    input: &Input,
+    seq: u64,
+    records: &mut Vec<Record>,
+    c: &Counters,
+) -> bool {
+    match apply_journaled(engine, input, seq) {
+        Ok(out) => {
+            records.extend_from_slice(out);
+            true
+        }
+        Err(why) => {
+            c.sequencer_died_at.store(seq, Ordering::Release);
+            eprintln!("margin-engine: {why}");
+            false
+        }
+    }
 }
 
 /// Waits until input `seq` is durable; fails if the journaler stopped first (then the input
@@ -558,10 +682,17 @@ fn publish_stage(
                 break;
             };
             for a in out.items.drain(..) {
-                if let Some((line, detail)) = &a.malformed {
-                    c.malformed.fetch_add(1, Ordering::Relaxed);
-                    sink.malformed(a.origin, *line, detail, a.sent_ns);
-                    continue;
+                match &a.unjournaled {
+                    Some(Unjournaled::Malformed { line, detail }) => {
+                        c.malformed.fetch_add(1, Ordering::Relaxed);
+                        sink.malformed(a.origin, *line, detail, a.sent_ns);
+                        continue;
+                    }
+                    Some(Unjournaled::Refused { detail }) => {
+                        sink.refused(a.origin, detail, a.sent_ns);
+                        continue;
+                    }
+                    None => {}
                 }
                 let records = &out.records[a.records.0 as usize..a.records.1 as usize];
                 batch_records.clear();

@@ -71,7 +71,14 @@ pub fn open(dir: &DataDir, cfg: &PipelineConfig) -> Result<Opened, String> {
     let (snap, warnings) = snapshot::load_newest(&dir.snapshots(), output_last);
     report.warnings.extend(warnings);
     report.snapshot_seq = snap.as_ref().map(|s| s.input_seq);
+    dir.add_skips(&cfg.skip_inputs, input_last, output_last)?;
     let mut engine = Engine::with_scan(snap.unwrap_or_default(), cfg.scan);
+    engine.skip_inputs = dir.skipped_inputs()?;
+    for seq in &cfg.skip_inputs {
+        report.warnings.push(format!(
+            "input seq {seq} skipped by the operator (--skip-input)"
+        ));
+    }
     replay(dir, &mut engine, &mut output, output_last, &mut report)?;
     output.sync().map_err(|e| format!("output log: {e}"))?;
     Ok(Opened {
@@ -109,7 +116,9 @@ fn replay(
         let rec = rec.map_err(|e| format!("input journal: {e}"))?;
         let input = persist::decode_input(rec.payload)
             .map_err(|e| format!("input seq {}: {e}", rec.seq))?;
-        let records = engine.apply(&input).to_vec();
+        let records = super::apply_journaled(engine, &input, rec.seq)
+            .map_err(|e| format!("recovery: {e}"))?
+            .to_vec();
         debug_assert_eq!(engine.state.input_seq, rec.seq);
         let batch = OutputBatch {
             input: rec.seq,
@@ -167,6 +176,7 @@ pub fn state_at(dir: &DataDir, to_seq: u64, use_snapshots: bool) -> Result<Engin
         (None, Vec::new())
     };
     let mut engine = Engine::from_state(snap.unwrap_or_else(State::default));
+    engine.skip_inputs = dir.skipped_inputs()?;
     let inputs = Reader::open(&dir.input_dir(), "input", super::MAX_RECORD_BYTES)
         .map_err(|e| format!("input journal: {e}"))?;
     for rec in inputs.iter_from(engine.state.input_seq + 1) {
@@ -176,7 +186,7 @@ pub fn state_at(dir: &DataDir, to_seq: u64, use_snapshots: bool) -> Result<Engin
         }
         let input = persist::decode_input(rec.payload)
             .map_err(|e| format!("input seq {}: {e}", rec.seq))?;
-        engine.apply(&input);
+        engine.apply_or_skip(&input, rec.seq);
     }
     Ok(engine)
 }

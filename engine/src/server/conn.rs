@@ -201,21 +201,34 @@ impl Reader {
                 return;
             }
             let id = u64::from_le_bytes(self.buf[4..12].try_into().expect("8 bytes"));
-            let request = match crate::persist::decode_input(&self.buf[12..4 + len]) {
+            let request = match decode_frame_input(&self.buf[12..4 + len]) {
                 Ok(input) => Request::Event {
                     input,
                     id: Some(id),
                 },
-                Err(e) => Request::Malformed {
+                Err(detail) => Request::Malformed {
                     line: self.lines,
                     id: Some(id),
-                    detail: e,
+                    detail,
                 },
             };
             out.push(request);
             self.buf.drain(..4 + len);
         }
     }
+}
+
+/// Decodes a binary frame's payload and holds it to the JSON codec's rules (canonical decimals,
+/// valid names). The decoder's own error text is not echoed: it can carry memory addresses.
+fn decode_frame_input(payload: &[u8]) -> Result<Input, String> {
+    let input = crate::persist::decode_input(payload).map_err(|_| {
+        format!(
+            "frame payload of {} bytes is not an encoded input",
+            payload.len()
+        )
+    })?;
+    input.check_wire()?;
+    Ok(input)
 }
 
 fn json_request(line_no: u64, line: &[u8]) -> Request {
