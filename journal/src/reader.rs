@@ -71,6 +71,14 @@ impl Reader {
                     what: "unreadable bytes at the end of a segment that is not the last".into(),
                 });
             }
+            // A live writer creates the successor before it seals, so a successor created
+            // after the listing above exists by now; only a removed one is missing.
+            if scan.sealed
+                && is_last
+                && !segment::segment_path(dir, name, scan.last_seq + 1).exists()
+            {
+                return Err(segment::missing_successor(path, scan.last_seq));
+            }
             summary.torn_bytes = scan.torn_bytes;
             summary.head = scan.head;
             prev = Some((scan.last_seq, scan.head));

@@ -45,21 +45,75 @@ pub fn list_segments(dir: &Path, name: &str) -> Result<Vec<(u64, PathBuf)>> {
 pub fn create_segment(dir: &Path, name: &str, header: &Header) -> Result<PathBuf> {
     let path = segment_path(dir, name, header.base_seq);
     let tmp = dir.join(format!(".{name}-{:020}.seg.tmp", header.base_seq));
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(JournalError::io(&tmp))?;
-    f.set_len(header.segment_len)
-        .map_err(JournalError::io(&tmp))?;
-    f.write_all(&header.encode())
-        .map_err(JournalError::io(&tmp))?;
-    f.sync_all().map_err(JournalError::io(&tmp))?;
+    let written = (|| -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        reserve(&f, header.segment_len)?;
+        f.write_all(&header.encode())?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        // A full disk (or any failure) leaves no half-made segment behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(JournalError::io(&tmp)(e));
+    }
     fs::rename(&tmp, &path).map_err(JournalError::io(&path))?;
     sync_dir(dir)?;
     Ok(path)
+}
+
+/// Allocates `len` bytes of real disk space for a file (zero-filled), so that writing through a
+/// map can never meet a full disk: a sparse file would turn that into SIGBUS on some page
+/// fault of the append path. A full disk fails here, as an error, before anything is mapped.
+pub fn reserve(f: &File, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| std::io::Error::other(format!("segment length {len} too large")))?;
+    // SAFETY: a plain syscall on a descriptor this function borrows for its duration.
+    let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len) };
+    match rc {
+        0 => Ok(()),
+        // Filesystems without fallocate: fall back to writing zeros for real.
+        libc::EOPNOTSUPP | libc::EINVAL => write_zeros(f, len as u64),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+fn write_zeros(mut f: &File, len: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let have = f.metadata()?.len();
+    if have >= len {
+        return Ok(());
+    }
+    f.seek(SeekFrom::Start(have))?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = len - have;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    f.seek(SeekFrom::Start(0))?;
+    Ok(())
+}
+
+/// The error for a sealed segment with no successor.
+pub fn missing_successor(path: &Path, last_seq: u64) -> JournalError {
+    JournalError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        what: format!(
+            "segment is sealed after seq {last_seq} but the segment that continues the log (base seq {}) is missing: records from seq {} on were removed",
+            last_seq + 1,
+            last_seq + 1
+        ),
+    }
 }
 
 /// Makes a directory's entries (new or removed files) durable.
@@ -128,6 +182,17 @@ pub fn scan(path: &Path, bytes: &[u8], max_payload: usize, mark_every: u64) -> R
             ),
         ));
     }
+    if (bytes.len() as u64) < header.durable_end {
+        return Err(corrupt(
+            bytes.len(),
+            format!(
+                "file has {} bytes but its durable mark is at offset {}: the segment was truncated and synced records after offset {} are missing",
+                bytes.len(),
+                header.durable_end,
+                bytes.len()
+            ),
+        ));
+    }
     let chained = header.chained();
     let mut s = Scan {
         header,
@@ -167,6 +232,17 @@ pub fn scan(path: &Path, bytes: &[u8], max_payload: usize, mark_every: u64) -> R
                 s.sealed = true;
                 check_zero_after(bytes, pos + 4, &corrupt)?;
                 return Ok(s);
+            }
+            FrameAt::End if (pos as u64) < header.durable_end => {
+                return Err(corrupt(
+                    pos,
+                    format!(
+                        "the records end after seq {} at offset {pos}, before the durable mark {}: synced records from seq {} on are missing (zeroed or cut)",
+                        s.last_seq,
+                        header.durable_end,
+                        s.last_seq + 1
+                    ),
+                ));
             }
             FrameAt::End => {
                 s.torn_bytes = match tail_garbage(bytes, pos, &s, max_payload, &corrupt) {

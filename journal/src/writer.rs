@@ -114,7 +114,14 @@ impl Writer {
     /// reported; corruption before it is an error naming the file and offset.
     pub fn open(cfg: Config) -> Result<(Writer, Recovery)> {
         cfg.check()?;
-        std::fs::create_dir_all(&cfg.dir).map_err(JournalError::io(&cfg.dir))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&cfg.dir)
+                .map_err(JournalError::io(&cfg.dir))?;
+        }
         let mut segments = list_segments(&cfg.dir, &cfg.name)?;
         if segments.is_empty() {
             let header = new_header(&cfg, 1, [0; DIGEST_LEN]);
@@ -133,7 +140,7 @@ impl Writer {
             recovery.torn_bytes = scan.torn_bytes;
             recovery.torn_at = Some((path.clone(), scan.end as u64));
         }
-        let mut w = Writer {
+        let w = Writer {
             cfg,
             segments,
             cur,
@@ -144,7 +151,9 @@ impl Writer {
             pending_since: None,
         };
         if scan.sealed {
-            w.start_segment(0)?;
+            // The next segment is created before a segment is sealed, so a sealed last segment
+            // means its successor was removed: records after the seal are lost.
+            return Err(crate::segment::missing_successor(&path, scan.last_seq));
         }
         Ok((w, recovery))
     }
@@ -288,14 +297,20 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals the current segment and starts the next one, large enough for a frame of `extent`.
+    /// Starts the next segment, large enough for a frame of `extent`, then seals the current
+    /// one. In that order a crash leaves either an unsealed segment followed by an empty one, or
+    /// a sealed one followed by its successor: never a seal with nothing after it, which is
+    /// therefore always a removed segment.
     fn roll(&mut self, extent: usize) -> Result<()> {
+        let next = self.create_next(extent)?;
         publish_len(&mut self.cur.map, self.cur.pos, SEAL);
         self.cur.pos += 4;
         if self.cfg.durability != Durability::None {
             self.sync_force()?;
         }
-        self.start_segment(extent)
+        self.segments.push((self.next_seq, next.path.clone()));
+        self.cur = next;
+        Ok(())
     }
 
     fn sync_force(&mut self) -> Result<()> {
@@ -303,7 +318,8 @@ impl Writer {
         self.sync()
     }
 
-    fn start_segment(&mut self, extent: usize) -> Result<()> {
+    /// Creates and maps the segment that starts at the next seq.
+    fn create_next(&mut self, extent: usize) -> Result<Current> {
         if let Some(f) = &self.cfg.faults {
             f.before_segment()
                 .map_err(JournalError::io(&self.cfg.dir))?;
@@ -312,9 +328,7 @@ impl Writer {
         let needed = (HEADER_LEN + extent + 4).next_multiple_of(4096) as u64;
         header.segment_len = header.segment_len.max(needed);
         let path = create_segment(&self.cfg.dir, &self.cfg.name, &header)?;
-        self.segments.push((self.next_seq, path.clone()));
-        self.cur = map_current(&self.cfg, &path, header, HEADER_LEN)?;
-        Ok(())
+        map_current(&self.cfg, &path, header, HEADER_LEN)
     }
 
     /// Deletes whole segments that hold only records below `seq` (after a snapshot made them
@@ -378,8 +392,7 @@ fn map_current(cfg: &Config, path: &Path, header: Header, pos: usize) -> Result<
     // A segment cut short (a crash, a partial copy) is extended back with zeros.
     let len = file.metadata().map_err(JournalError::io(path))?.len();
     if len < header.segment_len {
-        file.set_len(header.segment_len)
-            .map_err(JournalError::io(path))?;
+        segment::reserve(&file, header.segment_len).map_err(JournalError::io(path))?;
     }
     // SAFETY: the file is owned by this writer; readers map it read-only and read frames only
     // after their published length. Truncating it under a live map is never done.

@@ -19,13 +19,31 @@ pub struct DirLock {
     _file: File,
 }
 
+/// Creates (truncating) a file readable and writable by the owner alone (0600): journals hold
+/// every account's activity.
+pub fn private_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Creates a directory and its parents, each new one private to the owner (0700).
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
 /// Writes a small file atomically: a temporary sibling, synced, then renamed over `path`.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let name = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     let written = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut f = private_file(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()
     })();
@@ -74,7 +92,7 @@ impl DataDir {
                 crate::persist::PERSIST_VERSION
             )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.has_journal() => {
-                fs::write(&path, want).map_err(|e| format!("{}: {e}", path.display()))
+                write_synced(&path, want.as_bytes())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
                 "{} holds a journal but no FORMAT file: not written by this engine",
@@ -148,24 +166,25 @@ impl DataDir {
     }
 
     /// Creates the directory if needed and takes the writer's lock, failing at once if another
-    /// engine holds it.
+    /// engine holds it. The lock is an OS lock (`flock`) on the directory itself, held by the
+    /// process while the returned value lives: deleting any file cannot release it, and a
+    /// killed process releases it with its descriptors. `LOCK` names the holder for operators.
     pub fn lock(&self) -> Result<DirLock, String> {
-        fs::create_dir_all(&self.root).map_err(|e| format!("{}: {e}", self.root.display()))?;
-        let path = self.root.join("LOCK");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(_) => Err(format!(
-                "{} is in use by another margin-engine (lock held on {})",
+        private_dir(&self.root).map_err(|e| format!("{}: {e}", self.root.display()))?;
+        let dir = File::open(&self.root).map_err(|e| format!("{}: {e}", self.root.display()))?;
+        if dir.try_lock().is_err() {
+            let holder = fs::read_to_string(self.root.join("LOCK")).unwrap_or_default();
+            return Err(format!(
+                "{} is in use by another margin-engine ({})",
                 self.root.display(),
-                path.display()
-            )),
+                holder.trim()
+            ));
         }
+        let _ = write_synced(
+            &self.root.join("LOCK"),
+            format!("held by process {}\n", std::process::id()).as_bytes(),
+        );
+        Ok(DirLock { _file: dir })
     }
 
     pub fn input_config(&self, cfg: &PipelineConfig) -> Config {

@@ -56,7 +56,7 @@ pub fn list(dir: &Path) -> Vec<SnapshotFile> {
 /// Writes a snapshot of `state` (at `state.input_seq`) atomically; returns its path and the
 /// state's digest.
 pub fn write(dir: &Path, state: &State) -> Result<(PathBuf, Hash32), String> {
-    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    super::datadir::private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let payload = persist::encode_state(state)?;
     let digest = *blake3::hash(&payload).as_bytes();
     let mut header = [0u8; HEADER_LEN];
@@ -67,11 +67,17 @@ pub fn write(dir: &Path, state: &State) -> Result<(PathBuf, Hash32), String> {
     header[32..64].copy_from_slice(&digest);
     let path = snapshot_path(dir, state.input_seq);
     let tmp = dir.join(format!(".snapshot-{:020}.tmp", state.input_seq));
-    let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
-    let mut f = fs::File::create(&tmp).map_err(io)?;
-    f.write_all(&header).map_err(io)?;
-    f.write_all(&payload).map_err(io)?;
-    f.sync_all().map_err(io)?;
+    let written = (|| -> std::io::Result<()> {
+        let mut f = super::datadir::private_file(&tmp)?;
+        f.write_all(&header)?;
+        f.write_all(&payload)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        // A full disk leaves no partial snapshot behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(format!("{}: {e}", tmp.display()));
+    }
     fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
