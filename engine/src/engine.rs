@@ -107,7 +107,10 @@ impl Engine {
     /// Applies one journaled input and returns the records it caused (the result first).
     pub fn apply(&mut self, input: &Input) -> &[Record] {
         self.state.input_seq += 1;
-        self.state.clock_us = self.state.clock_us.max(input.ts);
+        let clock = self.check_clock(input.ts);
+        if clock.is_ok() {
+            self.state.clock_us = self.state.clock_us.max(input.ts);
+        }
         self.out.clear();
         self.dirty.clear();
         self.moved_markets.clear();
@@ -122,7 +125,7 @@ impl Engine {
         self.emit(Body::Accepted {
             order_unknown: [None, None],
         });
-        match self.dispatch(&input.event) {
+        match clock.and_then(|()| self.dispatch(&input.event)) {
             Ok(order_unknown) => {
                 if input.event.is_admin() {
                     // Listings and parameters feed derived caches (band rates).
@@ -154,6 +157,29 @@ impl Engine {
         );
         self.number_outputs();
         &self.out
+    }
+
+    /// An input's timestamp may move the clock at most [`CLOCK_STEP_MAX_US`] ahead, and never
+    /// past [`TS_MAX_US`]; beyond that it is rejected (`invalid_params`) and the clock stays.
+    ///
+    /// [`CLOCK_STEP_MAX_US`]: crate::limits::CLOCK_STEP_MAX_US
+    /// [`TS_MAX_US`]: crate::limits::TS_MAX_US
+    fn check_clock(&self, ts: u64) -> Result<(), Reject> {
+        use crate::limits::{CLOCK_STEP_MAX_US, TS_MAX_US};
+        let clock = self.state.clock_us;
+        if ts > TS_MAX_US {
+            return Err(crate::reject!(
+                crate::record::Reason::InvalidParams,
+                "ts {ts} is past the latest accepted timestamp {TS_MAX_US}"
+            ));
+        }
+        if clock > 0 && ts > clock.saturating_add(CLOCK_STEP_MAX_US) {
+            return Err(crate::reject!(
+                crate::record::Reason::InvalidParams,
+                "ts {ts} is more than {CLOCK_STEP_MAX_US} us ahead of the engine clock {clock}"
+            ));
+        }
+        Ok(())
     }
 
     /// Applies the input journaled at `seq`, or skips it when the operator listed the seq in

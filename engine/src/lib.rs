@@ -34,6 +34,7 @@ pub mod scenario;
 pub mod server;
 pub mod sim;
 pub mod state;
+pub mod stdout;
 pub mod stress;
 pub mod venue;
 

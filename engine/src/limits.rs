@@ -25,3 +25,10 @@ pub const AMOUNT_MAX: i128 = 1_000_000_000_000_000_000_000_000_000_000; // 10^30
 pub const BALANCE_MAX: i128 = 100_000_000_000_000_000_000_000_000_000_000; // 10^32
 /// Microseconds of an auction, an oracle age or a window.
 pub const DURATION_US_MAX: u64 = 1_000_000_000_000_000_000;
+/// Farthest one input may move the engine clock forward, in microseconds (366 days). An input
+/// stamped further ahead is rejected and leaves the clock where it was: one bad timestamp would
+/// otherwise pin the clock and make every oracle stale for good.
+pub const CLOCK_STEP_MAX_US: u64 = 366 * 24 * 3600 * 1_000_000;
+/// Latest timestamp accepted at all (2200-01-01T00:00:00Z, in microseconds since the epoch):
+/// the bound for the first input, when there is no clock to step from.
+pub const TS_MAX_US: u64 = 7_258_118_400_000_000;

@@ -6,6 +6,7 @@ use margin_engine::persist::hex;
 use margin_engine::pipeline::recovery::RecoveryReport;
 use margin_engine::pipeline::{Pipeline, PipelineConfig};
 use margin_engine::run::{feed_lines, JsonLinesSink};
+use margin_engine::say;
 use margin_engine::scenario::ScenarioConfig;
 use margin_engine::server::ServeConfig;
 use margin_engine::Engine;
@@ -66,12 +67,17 @@ enum Command {
         /// Most simultaneous connections.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
-        /// Shared secret clients send (`{"auth":"..."}`) before events.
-        #[arg(long)]
-        token: Option<String>,
-        /// Secret for connections allowed to send venue set-up events.
-        #[arg(long)]
-        admin_token: Option<String>,
+        #[command(flatten)]
+        tokens: TokenArgs,
+        /// Most simultaneous subscribers (each holds a thread; counted in --max-connections).
+        #[arg(long, default_value_t = 64)]
+        max_subscribers: usize,
+        /// Seconds a connection has to authenticate when a token is set; then it is closed.
+        #[arg(long, default_value_t = 10)]
+        auth_timeout_secs: u64,
+        /// Seconds a connection may send nothing before it is closed (0: never).
+        #[arg(long, default_value_t = 600)]
+        idle_timeout_secs: u64,
         /// Seconds between stats lines on stderr (0: none).
         #[arg(long, default_value_t = 10)]
         stats_secs: u64,
@@ -132,6 +138,52 @@ enum Command {
         #[arg(long, default_value = "./margin-sim")]
         root: PathBuf,
     },
+}
+
+/// The service's secrets. Each may come from the command line (visible to `ps`: for tests),
+/// from the environment, or from a file (first line, surrounding white space trimmed).
+#[derive(clap::Args, Clone, Debug)]
+struct TokenArgs {
+    /// Secret clients send (`{"auth":"..."}`) before events.
+    #[arg(long, env = "MARGIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the --token secret.
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// Secret for connections allowed to send venue set-up events.
+    #[arg(long, env = "MARGIN_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// File holding the --admin-token secret.
+    #[arg(long, conflicts_with = "admin_token")]
+    admin_token_file: Option<PathBuf>,
+    /// Secret subscribers send; without it subscribing needs no token (needs --token).
+    #[arg(long, env = "MARGIN_SUBSCRIBE_TOKEN", hide_env_values = true)]
+    subscribe_token: Option<String>,
+    /// File holding the --subscribe-token secret.
+    #[arg(long, conflicts_with = "subscribe_token")]
+    subscribe_token_file: Option<PathBuf>,
+}
+
+type Tokens = (Option<String>, Option<String>, Option<String>);
+
+impl TokenArgs {
+    fn resolve(&self) -> Result<Tokens, String> {
+        let one =
+            |value: &Option<String>, file: &Option<PathBuf>| -> Result<Option<String>, String> {
+                match (value, file) {
+                    (Some(v), _) => Ok(Some(v.clone())),
+                    (None, Some(path)) => std::fs::read_to_string(path)
+                        .map(|t| Some(t.lines().next().unwrap_or("").trim().to_string()))
+                        .map_err(|e| format!("cannot read token file {}: {e}", path.display())),
+                    (None, None) => Ok(None),
+                }
+            };
+        Ok((
+            one(&self.token, &self.token_file)?,
+            one(&self.admin_token, &self.admin_token_file)?,
+            one(&self.subscribe_token, &self.subscribe_token_file)?,
+        ))
+    }
 }
 
 /// A seed in decimal or 0x-hex.
@@ -221,20 +273,33 @@ fn main() -> ExitCode {
             listen,
             data,
             max_connections,
-            token,
-            admin_token,
+            tokens,
+            max_subscribers,
+            auth_timeout_secs,
+            idle_timeout_secs,
             stats_secs,
             json_stats,
             pipeline,
         } => {
+            let (token, admin_token, subscribe_token) = match tokens.resolve() {
+                Ok(t) => t,
+                Err(e) => return fail(e),
+            };
             let cfg = ServeConfig {
                 max_connections,
                 token,
                 admin_token,
+                subscribe_token,
+                max_subscribers,
+                auth_timeout: std::time::Duration::from_secs(auth_timeout_secs),
+                idle_timeout: std::time::Duration::from_secs(idle_timeout_secs),
                 stats_secs,
                 json_stats,
                 ..ServeConfig::new(listen)
             };
+            if let Err(e) = cfg.check() {
+                return fail(e);
+            }
             serve(cfg, pipeline.config(&data))
         }
         Command::Demo {
@@ -300,21 +365,21 @@ fn simulate(seconds: u64, seed: u64, run_seed: Option<u64>, root: PathBuf) -> Ex
     let _ = std::fs::remove_dir(&root);
     match result {
         Ok(s) => {
-            println!("runs                  {}", s.runs);
-            println!("venue inputs          {}", s.inputs);
-            println!(
+            say!("runs                  {}", s.runs);
+            say!("venue inputs          {}", s.inputs);
+            say!(
                 "inputs submitted      {} (resubmissions after crashes included)",
                 s.submitted
             );
-            println!("malformed lines       {}", s.malformed);
-            println!("restarts              {}", s.restarts);
-            println!("states checked        {}", s.checked_states);
-            println!("corruptions detected  {}", s.corruptions_detected);
-            println!("faults injected       {}", s.faults_total());
+            say!("malformed lines       {}", s.malformed);
+            say!("restarts              {}", s.restarts);
+            say!("states checked        {}", s.checked_states);
+            say!("corruptions detected  {}", s.corruptions_detected);
+            say!("faults injected       {}", s.faults_total());
             for (kind, n) in &s.faults {
-                println!("  {kind:<36} {n}");
+                say!("  {kind:<36} {n}");
             }
-            println!("lost or invented      0");
+            say!("lost or invented      0");
             ExitCode::SUCCESS
         }
         Err(f) => {
@@ -513,19 +578,20 @@ fn demo(
 fn print_demo(s: &DemoSummary) {
     let h = &s.latency_ns;
     let count = |t: &str| s.records.get(t).copied().unwrap_or(0);
-    println!("data dir        {}", s.data.display());
-    println!(
+    say!("data dir        {}", s.data.display());
+    say!(
         "venue           {} accounts, {} markets",
-        s.accounts, s.markets
+        s.accounts,
+        s.markets
     );
-    println!(
+    say!(
         "inputs          {} ({} accepted, {} rejected), generated in {} ms",
         s.inputs,
         s.accepted,
         s.inputs - s.accepted,
         s.generate_ns / 1_000_000
     );
-    println!(
+    say!(
         "throughput      {} events/s through the journaled pipeline ({} ms)",
         s.events_per_second(),
         s.elapsed_ns / 1_000_000
@@ -535,7 +601,7 @@ fn print_demo(s: &DemoSummary) {
     } else {
         "unpaced: mostly time queued behind earlier events; use --rate for latency".to_string()
     };
-    println!(
+    say!(
         "latency (us)    p50 {}  p90 {}  p99 {}  p99.9 {}  max {}   (ingress to output log; {load})",
         h.value_at_quantile(0.5) / 1000,
         h.value_at_quantile(0.9) / 1000,
@@ -543,41 +609,42 @@ fn print_demo(s: &DemoSummary) {
         h.value_at_quantile(0.999) / 1000,
         h.max() / 1000
     );
-    println!(
+    say!(
         "risk            {} margin calls, {} liquidations started, {} auction fills, {} ended",
         count("margin_call"),
         count("liquidation_started"),
         count("liquidation_fill"),
         count("liquidation_ended")
     );
-    println!(
+    say!(
         "backstop        {} inputs closed positions by ADL ({} ADL fills), {} bankruptcies",
         s.backstops,
         count("adl"),
         count("bankruptcy")
     );
-    println!(
+    say!(
         "insurance fund  {} -> {}",
-        s.insurance_start, s.insurance_end
+        s.insurance_start,
+        s.insurance_end
     );
     let reasons: Vec<String> = s.rejected.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!("rejections      {}", reasons.join(", "));
-    println!(
+    say!("rejections      {}", reasons.join(", "));
+    say!(
         "records         {} in the output log",
         s.records.values().sum::<u64>()
     );
-    println!("output head     {}", s.output_head);
-    println!("state hash      {}", s.state_hash);
-    println!();
-    println!(
+    say!("output head     {}", s.output_head);
+    say!("state hash      {}", s.state_hash);
+    say!("");
+    say!(
         "replay and check it:   margin-replay verify --data {}",
         s.data.display()
     );
-    println!(
+    say!(
         "audit it:              margin-replay audit --data {}",
         s.data.display()
     );
-    println!(
+    say!(
         "state of an account:   margin-replay state --data {} --account 8",
         s.data.display()
     );

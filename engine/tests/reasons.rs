@@ -346,3 +346,33 @@ fn a_rejected_event_still_moves_the_clock() {
     );
     assert_eq!(e.state.clock_us, 123_456_789.max(before));
 }
+
+#[test]
+fn a_timestamp_far_ahead_is_rejected_and_does_not_pin_the_clock() {
+    // Hardening defect 13: one rejected event with ts = u64::MAX pinned the clock and made
+    // every asset stale for good.
+    let mut e = venue();
+    let before = e.state.clock_us;
+    for ts in [
+        u64::MAX,
+        before + margin_engine::limits::CLOCK_STEP_MAX_US + 1,
+    ] {
+        let line =
+            format!(r#"{{"type":"withdraw","ts":{ts},"account":99,"asset":"USDC","amount":"1"}}"#);
+        let out = e.apply(&parse_input(&line).unwrap()).to_vec();
+        match &out[0].body {
+            Body::Rejected { reason, detail } => {
+                assert_eq!(reason.code(), "invalid_params");
+                assert!(detail.as_str().contains("ts"), "{detail:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.state.clock_us, before, "the clock stays");
+    }
+    // A step within the bound still moves it.
+    let ts = before + 1_000_000;
+    let line =
+        format!(r#"{{"type":"withdraw","ts":{ts},"account":99,"asset":"USDC","amount":"1"}}"#);
+    e.apply(&parse_input(&line).unwrap());
+    assert_eq!(e.state.clock_us, ts);
+}

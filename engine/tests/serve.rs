@@ -12,72 +12,12 @@ use margin_journal::Reader;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-fn start(data: &Path) -> Server {
-    start_with(data, &[])
-}
-
-fn start_with(data: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_margin-engine"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--stats-secs",
-            "0",
-            "--snapshot-every",
-            "500",
-            "--segment-mb",
-            "1",
-            "--data",
-        ])
-        .arg(data)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn margin-engine serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server printed its address")
-            .expect("utf-8");
-        if let Some(rest) = line.strip_prefix("margin-engine: serving on ") {
-            break rest.split_whitespace().next().expect("address").to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr }
-}
-
-impl Server {
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        let _ = self.child.wait();
-    }
-
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let ok = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill -TERM");
-        assert!(ok.success());
-        let status = self.child.wait().expect("wait");
-        assert_eq!(status.code(), Some(0), "graceful stop exits 0");
-    }
-}
+mod server_proc;
+use server_proc::{start, start_with};
 
 /// Sends `lines[from..]` with ids, reading answers on another thread; returns how many were
 /// answered (by the highest id seen) when the connection ends or all are answered.

@@ -63,7 +63,11 @@ fn expect_corrupt(dir: &Path, file: &Path, needle: &str) {
             "{text}"
         );
     };
-    named(&Reader::open(dir, "log", 4096).err().expect("reader refuses"));
+    named(
+        &Reader::open(dir, "log", 4096)
+            .err()
+            .expect("reader refuses"),
+    );
     named(
         &Writer::open(config(dir, Durability::None))
             .err()
@@ -163,7 +167,9 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.path).status();
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
     }
 }
 

@@ -32,7 +32,8 @@ pub fn export(
     };
     let reader = Reader::open(&path, name, MAX_RECORD_BYTES).map_err(|e| format!("{name}: {e}"))?;
     let mut lines = 0;
-    let io = |e: std::io::Error| format!("writing: {e}");
+    // A reader that stopped early (`| head`) ends the export quietly.
+    let io = |e: std::io::Error| -> String { margin_engine::stdout::quit(&e) };
     for rec in reader.iter_from(from.max(1)) {
         let rec = rec.map_err(|e| format!("{name}: {e}"))?;
         if rec.seq > to {

@@ -8,6 +8,7 @@ use margin_engine::num::{Dec, Ratio, RATIO_DECIMALS};
 use margin_engine::persist::hex;
 use margin_engine::pipeline::datadir::DataDir;
 use margin_engine::pipeline::recovery::state_at;
+use margin_engine::say;
 use margin_engine::stress::{self, Shock};
 use margin_replay::export::{export, Log};
 use margin_replay::verify::{verify, Outcome};
@@ -153,9 +154,11 @@ fn main() -> ExitCode {
                 Log::Output
             };
             let mut out = BufWriter::new(io::stdout().lock());
-            match export(&dir, log, from, to, account, &mut out)
-                .and_then(|n| out.flush().map(|_| n).map_err(|e| e.to_string()))
-            {
+            match export(&dir, log, from, to, account, &mut out).and_then(|n| {
+                out.flush()
+                    .map(|_| n)
+                    .map_err(|e| margin_engine::stdout::quit(&e))
+            }) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => failed(e),
             }
@@ -202,7 +205,7 @@ fn cmd_verify(data: &std::path::Path, from_snapshot: Option<u64>) -> ExitCode {
         Err(e) => failed(format!("cannot verify: {e}")),
         Ok(Outcome::Verified(v)) => {
             let ms = v.elapsed.as_millis().max(1);
-            println!(
+            say!(
                 "verified {} events (from seq {}) in {} ms ({} events/s): {} output batches compared, every one identical",
                 v.events,
                 v.from_seq,
@@ -211,33 +214,34 @@ fn cmd_verify(data: &std::path::Path, from_snapshot: Option<u64>) -> ExitCode {
                 v.outputs_compared
             );
             for t in &v.torn_tails {
-                println!("note: {t}");
+                say!("note: {t}");
             }
-            println!("output log head {}", v.output_head);
-            println!("snapshots checked {}", v.snapshots_checked);
+            say!("output log head {}", v.output_head);
+            say!("snapshots checked {}", v.snapshots_checked);
             if v.pending_outputs > 0 {
-                println!("note: {} journaled inputs have no outputs yet (a live or interrupted directory)", v.pending_outputs);
+                say!("note: {} journaled inputs have no outputs yet (a live or interrupted directory)", v.pending_outputs);
             }
             ExitCode::SUCCESS
         }
         Ok(Outcome::Diverged(d)) => {
-            println!(
+            say!(
                 "DIVERGENCE at input seq {} (output record seq {})",
-                d.input_seq, d.output_seq
+                d.input_seq,
+                d.output_seq
             );
-            println!(
+            say!(
                 "  logged:   {}",
                 d.logged.as_deref().unwrap_or("(no record)")
             );
-            println!(
+            say!(
                 "  replayed: {}",
                 d.replayed.as_deref().unwrap_or("(no record)")
             );
-            println!("  input:    {}", d.input);
+            say!("  input:    {}", d.input);
             ExitCode::from(1)
         }
         Ok(Outcome::SnapshotMismatch { seq, path, detail }) => {
-            println!("SNAPSHOT MISMATCH at seq {seq} ({path}): {detail}");
+            say!("SNAPSHOT MISMATCH at seq {seq} ({path}): {detail}");
             ExitCode::from(1)
         }
     }
@@ -263,9 +267,17 @@ fn cmd_state(data: &std::path::Path, at: Option<u64>, account: Option<u64>) -> E
             ));
         }
     }
+    if let Some(id) = account {
+        if engine.state.account(AccountId(id)).is_none() {
+            return usage(format!(
+                "account {id} does not exist at seq {}",
+                engine.state.input_seq
+            ));
+        }
+    }
     match engine.state.report(account.map(AccountId)) {
         Ok(r) => {
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&r).expect("report serializes")
             );
@@ -299,9 +311,9 @@ fn cmd_audit(data: &std::path::Path, report: Option<PathBuf>, full_checks: u64) 
         if let Err(e) = written {
             return usage(format!("cannot write the report to {}: {e}", out.display()));
         }
-        println!("report: {}", out.join("index.html").display());
+        say!("report: {}", out.join("index.html").display());
     }
-    println!(
+    say!(
         "audited {} events, {} full checks: {} violations; bad debt {} (insurance {}, socialised {}); output head {}",
         r.events,
         r.full_checks,
@@ -312,7 +324,7 @@ fn cmd_audit(data: &std::path::Path, report: Option<PathBuf>, full_checks: u64) 
         r.output_head
     );
     for v in r.violations.iter().take(20) {
-        println!("  {v}");
+        say!("  {v}");
     }
     if r.passed() {
         ExitCode::SUCCESS
@@ -327,6 +339,19 @@ fn ratio(text: &str) -> Result<Ratio, String> {
         .to_scaled(RATIO_DECIMALS)
         .map(Ratio)
         .map_err(|e| format!("{text:?} {e}"))
+}
+
+/// Scenarios one `--grid` may ask for.
+const GRID_POINTS_MAX: usize = 1000;
+
+/// A price move: a fraction above -1 (a move of -100 % or worse would make a price zero or
+/// negative, which no valuation means).
+fn move_ratio(text: &str) -> Result<Ratio, String> {
+    let r = ratio(text)?;
+    if r.0 <= -(10i128.pow(u32::from(RATIO_DECIMALS))) {
+        return Err(format!("{text:?}: a move must be above -1 (-100 %)"));
+    }
+    Ok(r)
 }
 
 fn cmd_stress(
@@ -361,7 +386,7 @@ fn cmd_stress(
         match parse_shock(s).and_then(|(a, m)| {
             Ok(Shock {
                 asset: a,
-                change: ratio(&m)?,
+                change: move_ratio(&m)?,
             })
         }) {
             Ok(sh) => fixed.push(sh),
@@ -377,15 +402,22 @@ fn cmd_stress(
                 let [from, to, step] = parts.as_slice() else {
                     return Err(format!("{g:?}: expected ASSET=FROM:TO:STEP"));
                 };
-                Ok((a, ratio(from)?, ratio(to)?, ratio(step)?))
+                Ok((a, move_ratio(from)?, move_ratio(to)?, ratio(step)?))
             });
             let (asset, from, to, step) = match parsed {
-                Ok(p) if p.3 .0 > 0 => p,
-                Ok(_) => return usage("--grid step must be positive"),
+                Ok(p) if p.3 .0 <= 0 => return usage("--grid step must be positive"),
+                Ok(p) if p.1 .0 > p.2 .0 => return usage("--grid FROM must not be above TO"),
+                Ok(p) => p,
                 Err(e) => return usage(format!("--grid {e}")),
             };
+            let points = (to.0 - from.0) / step.0 + 1;
+            if points > GRID_POINTS_MAX as i128 {
+                return usage(format!(
+                    "--grid has {points} points, at most {GRID_POINTS_MAX} allowed"
+                ));
+            }
             let mut m = from.0;
-            while m <= to.0 && scenarios.len() < 1000 {
+            while m <= to.0 {
                 let mut s = fixed.clone();
                 s.push(Shock {
                     asset,
@@ -404,24 +436,24 @@ fn cmd_stress(
         }
     }
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&results).expect("serializes")
         );
         return ExitCode::SUCCESS;
     }
-    println!(
+    say!(
         "state at seq {} (hash {})",
         state.input_seq,
         hex(&margin_engine::persist::state_hash(state)[..8])
     );
-    println!(
+    say!(
         "| shocks | vol x | buckets | breached | bankrupt | deficit | insurance | covered | ADL |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    say!("|---|---|---|---|---|---|---|---|---|");
     for r in &results {
         let shocks: Vec<String> = r.shocks.iter().map(|(a, m)| format!("{a} {m}")).collect();
-        println!(
+        say!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             shocks.join(", "),
             r.vol_mult,

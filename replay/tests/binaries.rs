@@ -58,7 +58,10 @@ fn assert_verifies(data: &Path, head: &str) {
         data.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("output batches compared, every one identical"), "{stdout}");
+    assert!(
+        stdout.contains("output batches compared, every one identical"),
+        "{stdout}"
+    );
     assert_eq!(head_after(&stdout, "output log head"), head, "{stdout}");
 }
 

@@ -256,6 +256,11 @@ pub fn parse_line(line: &str) -> Result<(Input, Option<u64>), Malformed> {
             line.len()
         ));
     }
+    if let Some(field) = null_field(line) {
+        return Err(bad!(
+            "field `{field}` is null (leave an optional field out instead)"
+        ));
+    }
     let mut de = serde_json::Deserializer::from_str(line);
     let raw: Raw<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -271,6 +276,35 @@ pub fn parse_line(line: &str) -> Result<(Input, Option<u64>), Malformed> {
     let ts = raw.ts.ok_or_else(|| bad!("missing field `ts`"))?;
     let event = event_of(ty, &raw)?;
     Ok((Input { ts, event }, raw.id))
+}
+
+/// The key of the first `null` value in a line, if any (serde would read it as an absent
+/// field, so that `"reduce_only": null` would quietly mean false). A scan outside strings, run
+/// only when the text contains `null` at all.
+fn null_field(line: &str) -> Option<&str> {
+    if !line.contains("null") {
+        return None;
+    }
+    let b = line.as_bytes();
+    let (mut i, mut key_start, mut key_end) = (0, 0, 0);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                (key_start, key_end) = (start, i.min(b.len()));
+            }
+            b'n' if b[i..].starts_with(b"null") => {
+                return line.get(key_start..key_end).or(Some("?"));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn json_error(e: &serde_json::Error) -> String {
@@ -637,6 +671,18 @@ mod tests {
         assert!(err(r#"{"type":"order","ts":1,"account":1,"order":2,"market":"M","side":"up","price":"1","size":"1"}"#).contains("`side`"));
         assert!(err(r#"{"type":"params","ts":1,"asset":"A","market":"M"}"#).contains("exactly one"));
         assert!(err(r#"{"type":"params","ts":1,"market":"M","base":"X"}"#).contains("`base`"));
+        // An explicit null is not an absent field (hardening defect 13).
+        assert!(err(r#"{"type":"order","ts":1,"account":1,"order":2,"market":"M","side":"buy","price":"1","size":"1","reduce_only":null}"#).contains("field `reduce_only` is null"));
+        assert!(err(r#"{"type":"fill","ts":1,"market":"M","taker":1,"maker":2,"side":"buy","price":"1","size":"1","taker_fee": null}"#).contains("`taker_fee` is null"));
+        // The word inside a string is no null.
+        assert!(parse_input(
+            r#"{"type":"deposit","ts":1,"account":7,"asset":"null","amount":"1"}"#
+        )
+        .is_ok());
+        assert!(parse_input(
+            r#"{"type":"deposit","ts":1,"account":7,"asset":"a:null","amount":"1"}"#
+        )
+        .is_ok());
     }
 
     #[test]

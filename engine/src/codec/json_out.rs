@@ -4,6 +4,9 @@
 use crate::event::{AssetParams, Event, Input, MarketParams, OracleSpec, ParamsSpec, TierSpec};
 use crate::ids::Symbol;
 use crate::num::{decimal::write_scaled, Dec};
+
+/// How an out-of-range decimal is written in an exported input: 10^39, which no i128 holds.
+const OUT_OF_RANGE_TEXT: &str = "1000000000000000000000000000000000000000";
 use crate::record::{Body, BucketName, Num, Record};
 use std::fmt::Write as _;
 
@@ -68,6 +71,11 @@ impl<'a> Obj<'a> {
     }
 
     fn dec(&mut self, k: &str, v: &Dec) -> &mut Self {
+        if v.is_out_of_range() {
+            // The feeder's digits did not fit and are gone; 10^39 is beyond i128 and parses
+            // back to the same marker, so an exported input replays to the same rejection.
+            return self.str(k, OUT_OF_RANGE_TEXT);
+        }
         let s = v.to_string();
         self.str(k, &s)
     }

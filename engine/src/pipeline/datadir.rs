@@ -34,7 +34,10 @@ pub fn private_file(path: &Path) -> std::io::Result<File> {
 /// Creates a directory and its parents, each new one private to the owner (0700).
 pub fn private_dir(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 /// Writes a small file atomically: a temporary sibling, synced, then renamed over `path`.

@@ -98,8 +98,13 @@ fn replay(
     report: &mut RecoveryReport,
 ) -> Result<(), String> {
     let from = engine.state.input_seq + 1;
+    // Both logs are read whole at every start, sealed segments included: every frame's CRC
+    // (and the output log's hash chain) is checked, so damage anywhere is found now, before
+    // the engine serves, not at the next audit.
     let inputs = Reader::open(&dir.input_dir(), "input", super::MAX_RECORD_BYTES)
         .map_err(|e| format!("input journal: {e}"))?;
+    let outputs = Reader::open(&dir.output_dir(), "output", super::MAX_RECORD_BYTES)
+        .map_err(|e| format!("output log: {e}"))?;
     if inputs.last_seq() < from {
         return Ok(());
     }
@@ -109,8 +114,6 @@ fn replay(
             inputs.first_seq()
         ));
     }
-    let outputs = Reader::open(&dir.output_dir(), "output", super::MAX_RECORD_BYTES)
-        .map_err(|e| format!("output log: {e}"))?;
     let mut buf = AlignedVec::new();
     for rec in inputs.iter_from(from) {
         let rec = rec.map_err(|e| format!("input journal: {e}"))?;

@@ -17,6 +17,8 @@ use crate::event::Input;
 pub const FRAME_LEN_MAX: usize = 1 << 20;
 /// Binary handshake.
 pub const BINARY_MAGIC: &[u8; 4] = b"MRGB";
+/// Longest token a client may send, in bytes (JSON `auth` or the binary handshake).
+pub const TOKEN_LEN_MAX: usize = 4096;
 
 /// What a connection speaks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -58,6 +60,10 @@ pub enum Request {
     Subscribe {
         from: u64,
     },
+    /// The stream cannot go on (an oversized handshake): answer `detail`, then close.
+    Close {
+        detail: String,
+    },
 }
 
 /// The reading side of a connection.
@@ -69,6 +75,8 @@ pub struct Reader {
     skipping: Option<usize>,
     lines: u64,
     handshake_done: bool,
+    /// A [`Request::Close`] was returned: every later byte is dropped unread.
+    closed: bool,
 }
 
 impl Default for Reader {
@@ -79,6 +87,7 @@ impl Default for Reader {
             skipping: None,
             lines: 0,
             handshake_done: false,
+            closed: false,
         }
     }
 }
@@ -91,8 +100,16 @@ struct Control {
 }
 
 impl Reader {
+    /// Lines (or frames) read so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
     /// Takes bytes read from the socket and returns the requests they complete.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Request>) {
+        if self.closed {
+            return;
+        }
         self.buf.extend_from_slice(bytes);
         if self.mode == Mode::Unknown {
             match self.buf.first() {
@@ -148,13 +165,16 @@ impl Reader {
                 return;
             }
             let n = u32::from_le_bytes(self.buf[..4].try_into().expect("4 bytes")) as usize;
-            if n > 4096 {
-                out.push(Request::Malformed {
-                    line: 0,
-                    id: None,
-                    detail: "token longer than 4096 bytes".into(),
+            if n > TOKEN_LEN_MAX {
+                // Nothing after an oversized handshake can be trusted or resynchronised: the
+                // connection ends here, holding no more than the bytes already read.
+                out.push(Request::Close {
+                    detail: format!(
+                        "handshake token of {n} bytes is above the limit of {TOKEN_LEN_MAX}"
+                    ),
                 });
-                self.skipping = Some(usize::MAX);
+                self.closed = true;
+                self.buf = Vec::new();
                 return;
             }
             if self.buf.len() < 4 + n {
@@ -253,10 +273,20 @@ fn json_request(line_no: u64, line: &[u8]) -> Request {
         Ok((input, id)) => Request::Event { input, id },
         Err(e) => Request::Malformed {
             line: line_no,
-            id: None,
+            id: id_of(text),
             detail: e.0,
         },
     }
+}
+
+/// The client's correlation `id` of a line that is not an event, when the line is a JSON object
+/// with a numeric `id`: its answer echoes it like any other.
+fn id_of(text: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<u64>,
+    }
+    serde_json::from_str::<IdOnly>(text).ok()?.id
 }
 
 #[cfg(test)]
@@ -302,6 +332,35 @@ mod tests {
         );
         assert!(matches!(got[2], Request::Subscribe { from: 5 }));
         assert!(matches!(&got[3], Request::Auth { token } if token == "k"));
+    }
+
+    #[test]
+    fn an_oversized_handshake_closes_and_holds_nothing_more() {
+        let mut r = Reader::default();
+        let mut out = Vec::new();
+        let mut hello = BINARY_MAGIC.to_vec();
+        hello.extend_from_slice(&u32::MAX.to_le_bytes());
+        r.feed(&hello, &mut out);
+        assert!(
+            matches!(&out[..], [Request::Close { detail }] if detail.contains("above the limit"))
+        );
+        // Streaming on is dropped unread: the buffer does not grow (hardening defect 5).
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..64 {
+            r.feed(&chunk, &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(r.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn malformed_lines_echo_the_clients_id() {
+        let got = requests(&[
+            b"{\"id\":41,\"type\":\"deposit\",\"ts\":1}\n",
+            b"{\"id\":\"x\",\"type\":\"nope\"}\n",
+        ]);
+        assert!(matches!(got[0], Request::Malformed { id: Some(41), .. }));
+        assert!(matches!(got[1], Request::Malformed { id: None, .. }));
     }
 
     #[test]

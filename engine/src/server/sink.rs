@@ -2,7 +2,7 @@
 //! that sent it (JSON lines echoing its `id`, or a binary frame) and handed to the I/O thread,
 //! one hand-off per batch. Latency from ingress to release is recorded here.
 
-use super::Delivery;
+use super::{Delivery, Published};
 use crate::codec::write_record;
 use crate::pipeline::{now_ns, Origin, Sink};
 use crate::record::Record;
@@ -18,9 +18,12 @@ pub const BINARY_CLIENT: u64 = 1 << 63;
 pub struct ServerSink {
     tx: Sender<Delivery>,
     waker: Arc<mio::Waker>,
-    pending: FxHashMap<u64, Vec<u8>>,
+    /// Answer bytes and the count of requests they answer, per client (drained per batch; the
+    /// order of hand-offs between clients does not matter).
+    pending: FxHashMap<u64, (Vec<u8>, u32)>,
     latency: Histogram<u64>,
     shared_latency: Arc<Mutex<Histogram<u64>>>,
+    published: Arc<Published>,
 }
 
 impl ServerSink {
@@ -28,6 +31,7 @@ impl ServerSink {
         tx: Sender<Delivery>,
         waker: Arc<mio::Waker>,
         shared_latency: Arc<Mutex<Histogram<u64>>>,
+        published: Arc<Published>,
     ) -> ServerSink {
         ServerSink {
             tx,
@@ -35,11 +39,15 @@ impl ServerSink {
             pending: FxHashMap::default(),
             latency: new_histogram(),
             shared_latency,
+            published,
         }
     }
 
-    fn out(&mut self, client: u64) -> &mut Vec<u8> {
-        self.pending.entry(client).or_default()
+    /// The answer buffer of a client, counting one more request answered.
+    fn answer(&mut self, client: u64) -> &mut Vec<u8> {
+        let e = self.pending.entry(client).or_default();
+        e.1 += 1;
+        &mut e.0
     }
 }
 
@@ -80,14 +88,19 @@ impl Sink for ServerSink {
             return;
         }
         if origin.client & BINARY_CLIENT != 0 {
-            binary_frame(self.out(origin.client), 0, origin.id.unwrap_or(0), encoded);
+            binary_frame(
+                self.answer(origin.client),
+                0,
+                origin.id.unwrap_or(0),
+                encoded,
+            );
             return;
         }
         let mut line = String::with_capacity(160);
+        let out = self.answer(origin.client);
         for r in records {
             line.clear();
             write_record(&mut line, r);
-            let out = self.out(origin.client);
             json_with_id(out, origin.id, &line);
         }
     }
@@ -98,14 +111,34 @@ impl Sink for ServerSink {
         }
         if origin.client & BINARY_CLIENT != 0 {
             binary_frame(
-                self.out(origin.client),
+                self.answer(origin.client),
                 1,
                 origin.id.unwrap_or(0),
                 detail.as_bytes(),
             );
         } else {
             let text = malformed_line(line, detail);
-            json_with_id(self.out(origin.client), origin.id, &text);
+            json_with_id(self.answer(origin.client), origin.id, &text);
+        }
+    }
+
+    fn refused(&mut self, origin: Origin, detail: &str, _sent_ns: u64) {
+        if origin.client == 0 {
+            return;
+        }
+        if origin.client & BINARY_CLIENT != 0 {
+            binary_frame(
+                self.answer(origin.client),
+                2,
+                origin.id.unwrap_or(0),
+                detail.as_bytes(),
+            );
+        } else {
+            let mut text =
+                String::from("{\"type\":\"rejected\",\"reason\":\"unauthorized\",\"detail\":");
+            crate::codec::write_json_str(&mut text, detail);
+            text.push('}');
+            json_with_id(self.answer(origin.client), origin.id, &text);
         }
     }
 
@@ -114,11 +147,16 @@ impl Sink for ServerSink {
             let _ = h.add(&self.latency);
             self.latency.reset();
         }
+        self.published.bump();
         if self.pending.is_empty() {
             return;
         }
-        for (client, bytes) in self.pending.drain() {
-            let _ = self.tx.send(Delivery { client, bytes });
+        for (client, (bytes, answered)) in self.pending.drain() {
+            let _ = self.tx.send(Delivery {
+                client,
+                bytes,
+                answered,
+            });
         }
         let _ = self.waker.wake();
     }
