@@ -377,7 +377,7 @@ fn simulate(seconds: u64, seed: u64, run_seed: Option<u64>, root: PathBuf) -> Ex
             say!("corruptions detected  {}", s.corruptions_detected);
             say!("faults injected       {}", s.faults_total());
             for (kind, n) in &s.faults {
-                say!("  {kind:<36} {n}");
+                say!("  {kind:<48} {n}");
             }
             say!("lost or invented      0");
             ExitCode::SUCCESS

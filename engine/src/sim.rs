@@ -154,6 +154,12 @@ enum Fault {
     FlipJournal,
     /// A bit flips in the newest snapshot (skipped at the next open).
     FlipSnapshot,
+    /// The newest input segment is deleted (found at the next open: its predecessor's seal
+    /// names a successor that is gone).
+    RemoveSegment,
+    /// The newest input segment is cut at a frame boundary below its durable mark (found at
+    /// the next open).
+    TruncateSegment,
 }
 
 impl Fault {
@@ -168,6 +174,8 @@ impl Fault {
             Fault::DiskFull { output: true } => "disk full (output log)",
             Fault::FlipJournal => "bit flip in a durable input record",
             Fault::FlipSnapshot => "bit flip in a snapshot",
+            Fault::RemoveSegment => "newest input segment deleted",
+            Fault::TruncateSegment => "input segment truncated below its durable mark",
         }
     }
 }
@@ -253,19 +261,24 @@ impl Run {
         let durable = self.durability != Durability::None;
         let output = self.rng.chance(400);
         loop {
-            let f = match self.rng.below(9) {
+            let f = match self.rng.below(11) {
                 0 => Fault::None,
                 1 | 2 => Fault::ProcessCrash { output },
                 3 | 4 => Fault::MachineCrash,
                 5 => Fault::SyncFails,
                 6 => Fault::DiskFull { output },
                 7 => Fault::FlipJournal,
+                8 => Fault::RemoveSegment,
+                9 => Fault::TruncateSegment,
                 _ => Fault::FlipSnapshot,
             };
             // Only a durable policy promises anything to a machine crash or a failed fsync.
             let needs_durable = matches!(
                 f,
-                Fault::MachineCrash | Fault::SyncFails | Fault::FlipJournal
+                Fault::MachineCrash
+                    | Fault::SyncFails
+                    | Fault::FlipJournal
+                    | Fault::TruncateSegment
             );
             if durable || !needs_durable {
                 return f;
@@ -447,7 +460,11 @@ impl Run {
                     }
                 }
             }
-            Fault::None | Fault::FlipJournal | Fault::FlipSnapshot => StorageFaults::default(),
+            Fault::None
+            | Fault::FlipJournal
+            | Fault::FlipSnapshot
+            | Fault::RemoveSegment
+            | Fault::TruncateSegment => StorageFaults::default(),
         }
     }
 
@@ -508,8 +525,52 @@ impl Run {
                 // The next open must skip it and still reach the right state (checked there).
                 Ok(true)
             }
+            Fault::RemoveSegment | Fault::TruncateSegment => self.lose_segment(fault, stats),
             _ => Ok(false),
         }
+    }
+
+    /// Deletes the newest input segment, or cuts it below its durable mark; the next open must
+    /// refuse naming the loss. Then the operator puts the file back (from a replica).
+    fn lose_segment(&mut self, fault: Fault, stats: &mut SimStats) -> Result<bool, String> {
+        let segs = segments(&self.dir.join("input"), "input");
+        let Some(newest) = segs.last().cloned() else {
+            return Ok(false);
+        };
+        let original = std::fs::read(&newest).map_err(|e| format!("{}: {e}", newest.display()))?;
+        if fault == Fault::RemoveSegment {
+            if segs.len() < 2 {
+                return Ok(false);
+            }
+            std::fs::remove_file(&newest).map_err(|e| e.to_string())?;
+        } else {
+            let Some(cut) = frame_boundary_below_durable(&mut self.rng, &original) else {
+                return Ok(false);
+            };
+            std::fs::write(&newest, &original[..cut]).map_err(|e| e.to_string())?;
+        }
+        let cfg = self.config(StorageFaults::default());
+        match Pipeline::start(cfg, Box::new(Released(Arc::default()))) {
+            Ok(p) => {
+                let _ = p.finish();
+                return Err(format!(
+                    "{} ({}) was not reported",
+                    fault.name(),
+                    newest.display()
+                ));
+            }
+            Err(e) if e.contains("input journal") && e.contains("missing") => {
+                stats.corruptions_detected += 1;
+            }
+            Err(e) => {
+                return Err(format!(
+                    "{} was reported as something else: {e}",
+                    fault.name()
+                ))
+            }
+        }
+        std::fs::write(&newest, &original).map_err(|e| e.to_string())?;
+        Ok(true)
     }
 
     /// At the end: the output log holds exactly the uninterrupted run's bytes.
@@ -630,6 +691,27 @@ fn pick_durable_bit(rng: &mut Rng, dir: &Path) -> Option<(PathBuf, u64, u8)> {
     let (path, durable_end) = candidates[rng.below(candidates.len() as u64) as usize].clone();
     let at = HEADER_LEN as u64 + rng.below(durable_end - HEADER_LEN as u64);
     Some((path, at, rng.below(8) as u8))
+}
+
+/// A frame boundary strictly inside a segment's durable range (after its first frame), if the
+/// segment has one.
+fn frame_boundary_below_durable(rng: &mut Rng, bytes: &[u8]) -> Option<usize> {
+    use margin_journal::format::{frame_at, FrameAt};
+    let h = header_of(bytes)?;
+    let mut ends = Vec::new();
+    let mut pos = HEADER_LEN;
+    while let FrameAt::Frame(f) =
+        frame_at(bytes, pos, h.chained(), crate::pipeline::MAX_RECORD_BYTES)
+    {
+        pos += f.extent;
+        if (pos as u64) < h.durable_end {
+            ends.push(pos);
+        }
+    }
+    // Cutting at the header keeps no frame; cut after one at least, or at the header.
+    let choices: Vec<usize> = std::iter::once(HEADER_LEN).chain(ends).collect();
+    let cut = choices[rng.below(choices.len() as u64) as usize];
+    ((cut as u64) < h.durable_end).then_some(cut)
 }
 
 fn flip(path: &Path, at: u64, bit: u8) -> Result<(), String> {

@@ -120,3 +120,106 @@ fn run_refuses_to_write_its_outputs_over_its_input() {
         "the input is intact"
     );
 }
+
+/// A small tmpfs mounted for one test and unmounted when dropped (needs root, as CI runs).
+struct SmallDisk {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let disk = SmallDisk { path, _dir: dir };
+        disk.mount_opts(&format!("size={size}"), false);
+        disk
+    }
+
+    fn mount_opts(&self, opts: &str, remount: bool) {
+        let opts = if remount {
+            format!("remount,{opts}")
+        } else {
+            opts.to_string()
+        };
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+            .arg(&self.path)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "this test mounts a small tmpfs (run as root, as CI does)"
+        );
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+fn run_on(data: &Path, input: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_margin-engine"))
+        .args([
+            "run",
+            "--durability",
+            "every",
+            "--segment-mb",
+            "1",
+            "--input",
+        ])
+        .arg(input)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_full_disk_stops_run_with_a_message_and_the_directory_recovers() {
+    // Hardening defect 3: a full disk was a SIGBUS (exit 135, no message).
+    let work = tempfile::tempdir().unwrap();
+    let mut lines = setup();
+    lines.extend((1..=20_000).map(deposit));
+    let input = work.path().join("events.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let disk = SmallDisk::mount("3m");
+    let data = disk.path.join("data");
+    let out = run_on(&data, &input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("No space left") && stderr.contains("outputs are not released"),
+        "{stderr}"
+    );
+    let leftovers: Vec<String> = walk(&data)
+        .into_iter()
+        .filter(|p| p.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // With room again, the same directory opens and agrees with its journal.
+    disk.mount_opts("size=64m", true);
+    let p = Pipeline::start(cfg(&data), Box::new(Null)).unwrap();
+    let f = p.finish().unwrap();
+    assert!(f.last_seq > 0);
+    assert_eq!(f.engine.state.input_seq, f.last_seq);
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}

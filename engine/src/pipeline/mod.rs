@@ -415,6 +415,12 @@ impl Pipeline {
         if died > 0 {
             return Err(sequencer_death_message(died));
         }
+        let input = input.map_err(|e| {
+            format!(
+                "the input journal failed ({e}): nothing more is journaled, and outputs are not released after input seq {} (the last durable one); free the disk or fix the error, then restart on the same directory",
+                self.counters.durable_seq.load(Ordering::Acquire)
+            )
+        });
         let (input, engine, output) = (input?, engine?, output?);
         sent?;
         Ok(Finished {
