@@ -177,3 +177,94 @@ fn verify_passes_on_a_directory_made_by_serve() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert_verifies(&data, &head_after(&stopped, "output head"));
 }
+
+/// A directory made by `run` over the example venue.
+fn example_dir(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    let out = Command::new(engine_bin())
+        .args(["run", "--input"])
+        .arg(example())
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("run margin-engine run");
+    assert!(out.status.success());
+    data
+}
+
+fn replay(args: &[&str], data: &Path) -> Output {
+    Command::new(REPLAY)
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run margin-replay")
+}
+
+#[test]
+fn a_closed_pipe_is_no_panic_and_bad_arguments_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = example_dir(dir.path());
+    // `margin-replay state | head -1`, and the same for stress and export.
+    for args in [
+        "state --data D",
+        "stress --json --shock BTC=-0.3 --data D",
+        "export --data D",
+    ] {
+        let cmd = format!(
+            "{REPLAY} {} | head -1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+            args.replace('D', &data.display().to_string())
+        );
+        let out = Command::new("bash").args(["-c", &cmd]).output().unwrap();
+        let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status, "0", "{args}: exit {status}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args}: {stderr}");
+    }
+    // Refused with exit 2 and a line that says why.
+    for (args, says) in [
+        (&["state", "--account", "999999"][..], "does not exist"),
+        (&["stress", "--shock", "BTC=-1"][..], "above -1"),
+        (&["stress", "--shock", "BTC=-1.5"][..], "above -1"),
+        (
+            &["stress", "--grid", "BTC=0.3:-0.3:0.1"][..],
+            "FROM must not be above TO",
+        ),
+        (
+            &["stress", "--grid", "BTC=-0.9:0.9:0.0001"][..],
+            "at most 1000",
+        ),
+    ] {
+        let out = replay(args, &data);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn verify_stops_before_a_torn_tail_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = example_dir(dir.path());
+    let before = verify(&data);
+    assert!(before.status.success());
+    // An interrupted write past the durable mark: bytes after the last frame of the input log.
+    let seg = std::fs::read_dir(data.join("input"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let last = bytes.iter().rposition(|&b| b != 0).unwrap();
+    let at = (last + 1).next_multiple_of(16);
+    bytes[at..at + 20].copy_from_slice(&[0x5a; 20]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = verify(&data);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("interrupted write"), "{stdout}");
+}
