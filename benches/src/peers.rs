@@ -9,8 +9,8 @@ use crate::workload::{Op, Synthetic, MAKER};
 use crossbeam_channel::bounded;
 use hdrhistogram::Histogram;
 use margin_engine::ids::Side;
-use margin_engine::pipeline::now_ns;
 use margin_engine::{Engine, Input};
+use margin_node::pipeline::now_ns;
 use std::path::Path;
 use std::time::Instant;
 

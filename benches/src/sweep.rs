@@ -5,10 +5,10 @@
 
 use crate::hist::{at_ppm, new_ns};
 use hdrhistogram::Histogram;
-use margin_engine::pipeline::{now_ns, Item, ItemKind, Origin, Pipeline, PipelineConfig, Sink};
 use margin_engine::record::Record;
 use margin_engine::Input;
 use margin_journal::Durability;
+use margin_node::pipeline::{now_ns, Item, ItemKind, Origin, Pipeline, PipelineConfig, Sink};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

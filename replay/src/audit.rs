@@ -8,11 +8,11 @@
 
 use margin_engine::num::format_scaled;
 use margin_engine::persist::{self, hex, state_hash};
-use margin_engine::pipeline::datadir::DataDir;
-use margin_engine::pipeline::MAX_RECORD_BYTES;
 use margin_engine::record::Body;
 use margin_engine::Engine;
 use margin_journal::Reader;
+use margin_node::pipeline::datadir::DataDir;
+use margin_node::pipeline::MAX_RECORD_BYTES;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -4,10 +4,10 @@
 use margin_engine::codec::{input_line, record_line};
 use margin_engine::event::Event;
 use margin_engine::persist::{decode_batch, decode_input};
-use margin_engine::pipeline::datadir::DataDir;
-use margin_engine::pipeline::MAX_RECORD_BYTES;
 use margin_engine::record::Body;
 use margin_journal::Reader;
+use margin_node::pipeline::datadir::DataDir;
+use margin_node::pipeline::MAX_RECORD_BYTES;
 use std::io::Write;
 
 /// Which log to export.
@@ -33,7 +33,7 @@ pub fn export(
     let reader = Reader::open(&path, name, MAX_RECORD_BYTES).map_err(|e| format!("{name}: {e}"))?;
     let mut lines = 0;
     // A reader that stopped early (`| head`) ends the export quietly.
-    let io = |e: std::io::Error| -> String { margin_engine::stdout::quit(&e) };
+    let io = |e: std::io::Error| -> String { margin_node::stdout::quit(&e) };
     for rec in reader.iter_from(from.max(1)) {
         let rec = rec.map_err(|e| format!("{name}: {e}"))?;
         if rec.seq > to {

@@ -5,7 +5,7 @@
 //! - [`export`]: the logs as JSON Lines of the contract.
 //! - [`audit`]: every invariant over the whole history, and a report a risk officer reads.
 //! - state at any seq and stress scenarios come from the engine crate
-//!   (`margin_engine::pipeline::recovery::state_at`, `margin_engine::stress`).
+//!   (`margin_node::pipeline::recovery::state_at`, `margin_engine::stress`).
 
 pub mod audit;
 pub mod export;

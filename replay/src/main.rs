@@ -6,10 +6,10 @@ use clap::{Parser, Subcommand};
 use margin_engine::ids::{AccountId, Symbol};
 use margin_engine::num::{Dec, Ratio, RATIO_DECIMALS};
 use margin_engine::persist::hex;
-use margin_engine::pipeline::datadir::DataDir;
-use margin_engine::pipeline::recovery::state_at;
-use margin_engine::say;
 use margin_engine::stress::{self, Shock};
+use margin_node::pipeline::datadir::DataDir;
+use margin_node::pipeline::recovery::state_at;
+use margin_node::say;
 use margin_replay::export::{export, Log};
 use margin_replay::verify::{verify, Outcome};
 use std::io::{self, BufWriter, Write};
@@ -157,7 +157,7 @@ fn main() -> ExitCode {
             match export(&dir, log, from, to, account, &mut out).and_then(|n| {
                 out.flush()
                     .map(|_| n)
-                    .map_err(|e| margin_engine::stdout::quit(&e))
+                    .map_err(|e| margin_node::stdout::quit(&e))
             }) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => failed(e),

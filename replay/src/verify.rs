@@ -13,10 +13,10 @@
 use crossbeam_channel::{unbounded, Sender};
 use margin_engine::codec::{input_line, record_line};
 use margin_engine::persist::{self, decode_batch, hex, state_hash, OutputBatch};
-use margin_engine::pipeline::datadir::DataDir;
-use margin_engine::pipeline::{snapshot, MAX_RECORD_BYTES};
 use margin_engine::{Engine, Input};
 use margin_journal::Reader;
+use margin_node::pipeline::datadir::DataDir;
+use margin_node::pipeline::{snapshot, MAX_RECORD_BYTES};
 use rkyv::util::AlignedVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -3,12 +3,12 @@
 //! and export -> run -> verify round-trips.
 
 use margin_engine::persist::state_hash;
-use margin_engine::pipeline::datadir::DataDir;
-use margin_engine::pipeline::recovery::state_at;
-use margin_engine::pipeline::{now_ns, Item, ItemKind, Origin, Pipeline, PipelineConfig, Sink};
 use margin_engine::record::Record;
 use margin_engine::scenario::{Scenario, ScenarioConfig};
 use margin_engine::Input;
+use margin_node::pipeline::datadir::DataDir;
+use margin_node::pipeline::recovery::state_at;
+use margin_node::pipeline::{now_ns, Item, ItemKind, Origin, Pipeline, PipelineConfig, Sink};
 use margin_replay::export::{export, Log};
 use margin_replay::verify::{verify, Outcome};
 use std::path::Path;
@@ -71,7 +71,7 @@ fn verify_passes_and_checks_snapshots() {
         _ => panic!("a clean directory must verify"),
     }
     // From a snapshot too.
-    let snaps = margin_engine::pipeline::snapshot::list(&d.path().join("snapshots"));
+    let snaps = margin_node::pipeline::snapshot::list(&d.path().join("snapshots"));
     let seq = snaps.last().unwrap().seq;
     assert!(matches!(
         verify(&DataDir::new(d.path()), Some(seq), |_, _| {}).unwrap(),
@@ -100,7 +100,7 @@ fn a_wrong_snapshot_between_segments_is_the_finding() {
     // The pipeline skips a snapshot when its writer is still busy with the previous one, so
     // take a seq both runs have, with segments of ours on both sides of it.
     let seqs = |dir: &Path| -> Vec<u64> {
-        let mut v: Vec<u64> = margin_engine::pipeline::snapshot::list(&dir.join("snapshots"))
+        let mut v: Vec<u64> = margin_node::pipeline::snapshot::list(&dir.join("snapshots"))
             .iter()
             .map(|s| s.seq)
             .collect();
@@ -189,7 +189,7 @@ fn export_run_verify_round_trips() {
     .unwrap();
     let b = tempfile::tempdir().unwrap();
     let mut p = Pipeline::start(cfg(b.path()), Box::new(Null)).unwrap();
-    margin_engine::run::feed_lines(&mut p, &jsonl[..]).unwrap();
+    margin_node::run::feed_lines(&mut p, &jsonl[..]).unwrap();
     let fb = p.finish().unwrap();
     assert!(verified(b.path()));
     let mut out_a = Vec::new();
@@ -240,7 +240,7 @@ fn verify_follows_the_operators_skips_and_reconciles_the_logs() {
     {
         let mut w = margin_journal::Writer::open(margin_journal::Config {
             segment_bytes: 128 << 10,
-            max_record_bytes: margin_engine::pipeline::MAX_RECORD_BYTES,
+            max_record_bytes: margin_node::pipeline::MAX_RECORD_BYTES,
             ..margin_journal::Config::new(dir.path().join("input"), "input")
         })
         .unwrap()
