@@ -55,10 +55,12 @@ impl Engine {
             remaining: size,
             reduce_only: spec.reduce_only,
         });
+        // Order margin enters only the initial requirement: nothing the liquidation passes,
+        // the margin-call check, the bands or the ADL ranking read (equity_maint, mm, LE)
+        // moves, so the bucket is not marked dirty and the event wakes no pass.
         acc.bucket_mut(slot)
             .expect("slot of the account")
             .set_order_sums(market, sums);
-        self.mark_dirty(spec.account, slot);
         let cfg = self.state.venue.market(market);
         let pd = self.state.venue.asset(cfg.base).price_scale;
         self.emit(Body::OrderOpen {
@@ -160,7 +162,9 @@ impl Engine {
             }
             bucket.set_order_sums(o.market, sums);
         }
-        self.mark_dirty(account, slot);
+        // Like opening an order, closing one moves only the initial requirement: no pass
+        // needs to look at the bucket for it (a fill or a liquidation that closes orders marks
+        // the bucket for what it does to the position).
     }
 
     /// Cancels every open order of a bucket (liquidation start and backstop).
