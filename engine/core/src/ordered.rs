@@ -1,48 +1,42 @@
-//! An ordered set whose nodes live in one arena with a free list, so that inserting and removing
-//! in a warmed-up set never allocates (a `BTreeSet` allocates and frees nodes as it splits and
-//! merges). It is a treap: node priorities come from a counter mixed by SplitMix64, so the shape
-//! depends only on the sequence of operations, and iteration is always in key order.
+//! An ordered set kept as a list of sorted blocks: each block a `Vec` of at most
+//! [`BLOCK_CAP`] keys, the blocks in key order, and beside them the last key of every block so
+//! that finding a key's block is a binary search over one contiguous array. Inserting or
+//! removing moves at most one block's keys (a few KiB, in cache) instead of chasing the ~2 log n
+//! scattered nodes of a tree; a block that fills is split in two, one that runs low is merged
+//! with its neighbour. Emptied blocks are kept for reuse, so a warmed-up set does not allocate.
+//! Iteration is always in key order, and the shape depends only on the sequence of operations.
 
-const NIL: u32 = u32::MAX;
+/// Keys per block at most. A block is allocated with exactly this capacity and split before it
+/// would grow past it, so it never reallocates.
+const BLOCK_CAP: usize = 128;
+/// A block with fewer keys than this after a removal is merged with its successor when both
+/// fit in three quarters of a block.
+const BLOCK_LOW: usize = BLOCK_CAP / 4;
 
-#[derive(Clone, Debug)]
-struct Node<K> {
-    key: K,
-    prio: u64,
-    left: u32,
-    right: u32,
-}
-
-/// An ordered set of `Copy` keys backed by an arena.
+/// An ordered set of `Copy` keys in sorted blocks.
 #[derive(Clone, Debug)]
 pub struct OrderedSet<K> {
-    nodes: Vec<Node<K>>,
-    free: Vec<u32>,
-    root: u32,
+    /// Sorted, non-empty blocks in key order.
+    blocks: Vec<Vec<K>>,
+    /// The last key of each block (same indices as `blocks`).
+    lasts: Vec<K>,
+    /// Emptied blocks, kept with their capacity for reuse.
+    spare: Vec<Vec<K>>,
     len: usize,
-    counter: u64,
 }
 
 impl<K> Default for OrderedSet<K> {
     fn default() -> Self {
         OrderedSet {
-            nodes: Vec::new(),
-            free: Vec::new(),
-            root: NIL,
+            blocks: Vec::new(),
+            lasts: Vec::new(),
+            spare: Vec::new(),
             len: 0,
-            counter: 0,
         }
     }
 }
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Sets are equal when they hold the same keys (whatever their arenas look like).
+/// Sets are equal when they hold the same keys (whatever their blocks look like).
 impl<K: Ord + Copy> PartialEq for OrderedSet<K> {
     fn eq(&self, other: &Self) -> bool {
         self.len == other.len && self.to_vec() == other.to_vec()
@@ -60,235 +54,150 @@ impl<K: Ord + Copy> OrderedSet<K> {
         self.len == 0
     }
 
-    /// Removes every key, keeping the arena's memory.
+    /// Removes every key, keeping the blocks for reuse.
     pub fn clear(&mut self) {
-        self.nodes.clear();
-        self.free.clear();
-        self.root = NIL;
+        for mut b in self.blocks.drain(..) {
+            b.clear();
+            self.spare.push(b);
+        }
+        self.lasts.clear();
         self.len = 0;
     }
 
-    fn alloc(&mut self, key: K) -> u32 {
-        self.counter += 1;
-        let node = Node {
-            key,
-            prio: mix(self.counter),
-            left: NIL,
-            right: NIL,
-        };
-        match self.free.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                // The free list can never hold more than the arena: size it with the arena so
-                // that a removal never allocates.
-                if self.free.capacity() < self.nodes.capacity() {
-                    self.free
-                        .reserve_exact(self.nodes.capacity() - self.free.len());
-                }
-                (self.nodes.len() - 1) as u32
-            }
+    /// The index of the block that holds `key` or would: the first whose last key is >= it,
+    /// or the last block for a key above them all. None when the set has no block.
+    fn block_of(&self, key: &K) -> Option<usize> {
+        if self.blocks.is_empty() {
+            return None;
         }
+        let i = self.lasts.partition_point(|l| l < key);
+        Some(i.min(self.blocks.len() - 1))
     }
 
-    /// Splits `t` into keys < `key` and keys >= `key`.
-    fn split(&mut self, t: u32, key: &K) -> (u32, u32) {
-        if t == NIL {
-            return (NIL, NIL);
-        }
-        if self.nodes[t as usize].key < *key {
-            let (l, r) = self.split(self.nodes[t as usize].right, key);
-            self.nodes[t as usize].right = l;
-            (t, r)
-        } else {
-            let (l, r) = self.split(self.nodes[t as usize].left, key);
-            self.nodes[t as usize].left = r;
-            (l, t)
-        }
-    }
-
-    /// Joins two treaps where every key of `a` is below every key of `b`.
-    fn merge(&mut self, a: u32, b: u32) -> u32 {
-        if a == NIL {
-            return b;
-        }
-        if b == NIL {
-            return a;
-        }
-        if self.nodes[a as usize].prio > self.nodes[b as usize].prio {
-            let r = self.merge(self.nodes[a as usize].right, b);
-            self.nodes[a as usize].right = r;
-            a
-        } else {
-            let l = self.merge(a, self.nodes[b as usize].left);
-            self.nodes[b as usize].left = l;
-            b
-        }
+    fn fresh_block(&mut self) -> Vec<K> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BLOCK_CAP))
     }
 
     pub fn contains(&self, key: &K) -> bool {
-        self.contains_in(self.root, key)
+        self.block_of(key)
+            .is_some_and(|b| self.blocks[b].binary_search(key).is_ok())
     }
 
-    fn contains_in(&self, mut t: u32, key: &K) -> bool {
-        while t != NIL {
-            let n = &self.nodes[t as usize];
-            match key.cmp(&n.key) {
-                std::cmp::Ordering::Equal => return true,
-                std::cmp::Ordering::Less => t = n.left,
-                std::cmp::Ordering::Greater => t = n.right,
-            }
-        }
-        false
-    }
-
-    /// Inserts; false if the key was there.
+    /// Inserts `key`; false if it was already there.
     pub fn insert(&mut self, key: K) -> bool {
-        let prio = mix(self.counter + 1);
-        match self.insert_at(self.root, key, prio) {
-            Some(root) => {
-                self.root = root;
-                self.len += 1;
-                true
+        let Some(mut b) = self.block_of(&key) else {
+            let mut block = self.fresh_block();
+            block.push(key);
+            self.blocks.push(block);
+            self.lasts.push(key);
+            self.len = 1;
+            return true;
+        };
+        let Err(mut at) = self.blocks[b].binary_search(&key) else {
+            return false;
+        };
+        if self.blocks[b].len() == BLOCK_CAP {
+            // Split before inserting, so that no block grows past its capacity.
+            let mut upper = self.fresh_block();
+            upper.extend_from_slice(&self.blocks[b][BLOCK_CAP / 2..]);
+            self.blocks[b].truncate(BLOCK_CAP / 2);
+            self.lasts[b] = self.blocks[b][BLOCK_CAP / 2 - 1];
+            self.lasts.insert(b + 1, upper[upper.len() - 1]);
+            self.blocks.insert(b + 1, upper);
+            if at > BLOCK_CAP / 2 {
+                b += 1;
+                at -= BLOCK_CAP / 2;
             }
-            None => false,
         }
+        let block = &mut self.blocks[b];
+        block.insert(at, key);
+        if at + 1 == block.len() {
+            self.lasts[b] = key;
+        }
+        self.len += 1;
+        true
     }
 
-    /// Puts `key` into the subtree `t` (None, and nothing changed, if it is there): down the
-    /// search path to the first node of lower priority, where the subtree is split around the
-    /// new node (on average a small subtree).
-    fn insert_at(&mut self, t: u32, key: K, prio: u64) -> Option<u32> {
-        if t == NIL || prio > self.nodes[t as usize].prio {
-            if self.contains_in(t, &key) {
-                return None;
-            }
-            let (l, r) = self.split(t, &key);
-            let n = self.alloc(key);
-            debug_assert_eq!(self.nodes[n as usize].prio, prio);
-            self.nodes[n as usize].left = l;
-            self.nodes[n as usize].right = r;
-            return Some(n);
-        }
-        match key.cmp(&self.nodes[t as usize].key) {
-            std::cmp::Ordering::Equal => None,
-            std::cmp::Ordering::Less => {
-                let l = self.insert_at(self.nodes[t as usize].left, key, prio)?;
-                self.nodes[t as usize].left = l;
-                Some(t)
-            }
-            std::cmp::Ordering::Greater => {
-                let r = self.insert_at(self.nodes[t as usize].right, key, prio)?;
-                self.nodes[t as usize].right = r;
-                Some(t)
-            }
-        }
-    }
-
-    /// Removes; false if the key was not there.
+    /// Removes `key`; false if it was not there.
     pub fn remove(&mut self, key: &K) -> bool {
-        let (root, found) = self.remove_at(self.root, key);
-        self.root = root;
-        if found {
-            self.len -= 1;
+        let Some(b) = self.block_of(key) else {
+            return false;
+        };
+        let Ok(at) = self.blocks[b].binary_search(key) else {
+            return false;
+        };
+        self.blocks[b].remove(at);
+        self.len -= 1;
+        match self.blocks[b].last() {
+            None => {
+                let empty = self.blocks.remove(b);
+                self.lasts.remove(b);
+                self.spare.push(empty);
+            }
+            Some(&last) => {
+                self.lasts[b] = last;
+                self.merge_if_low(b);
+            }
         }
-        found
+        true
     }
 
-    /// Takes `key` out of the subtree `t`, its children merged in its place.
-    fn remove_at(&mut self, t: u32, key: &K) -> (u32, bool) {
-        if t == NIL {
-            return (NIL, false);
+    /// Merges block `b` with its successor when it ran low and both fit comfortably in one.
+    fn merge_if_low(&mut self, b: usize) {
+        if self.blocks[b].len() >= BLOCK_LOW || b + 1 >= self.blocks.len() {
+            return;
         }
-        let n = &self.nodes[t as usize];
-        match key.cmp(&n.key) {
-            std::cmp::Ordering::Equal => {
-                let (l, r) = (n.left, n.right);
-                self.free.push(t);
-                (self.merge(l, r), true)
-            }
-            std::cmp::Ordering::Less => {
-                let (l, found) = self.remove_at(n.left, key);
-                self.nodes[t as usize].left = l;
-                (t, found)
-            }
-            std::cmp::Ordering::Greater => {
-                let (r, found) = self.remove_at(n.right, key);
-                self.nodes[t as usize].right = r;
-                (t, found)
-            }
+        if self.blocks[b].len() + self.blocks[b + 1].len() > BLOCK_CAP * 3 / 4 {
+            return;
         }
+        let mut next = self.blocks.remove(b + 1);
+        self.lasts.remove(b + 1);
+        self.blocks[b].extend_from_slice(&next);
+        self.lasts[b] = *self.blocks[b].last().expect("non-empty");
+        next.clear();
+        self.spare.push(next);
     }
 
     /// Calls `f` on every key, in order.
     pub fn for_each(&self, mut f: impl FnMut(&K)) {
-        self.walk(self.root, &mut |k| {
-            f(k);
-            true
-        });
+        for block in &self.blocks {
+            block.iter().for_each(&mut f);
+        }
     }
 
     /// Calls `f` on every key strictly greater than `bound`, in order.
     pub fn for_each_greater(&self, bound: &K, mut f: impl FnMut(&K)) {
-        self.walk_from(self.root, bound, false, &mut f);
+        let first = self.lasts.partition_point(|l| l <= bound);
+        for (i, block) in self.blocks.iter().enumerate().skip(first) {
+            let from = if i == first {
+                block.partition_point(|k| k <= bound)
+            } else {
+                0
+            };
+            block[from..].iter().for_each(&mut f);
+        }
     }
 
     /// Calls `f` on every key strictly less than `bound`, in order.
-    pub fn for_each_less(&self, bound: &K, mut f: impl FnMut(&K)) {
-        self.walk(self.root, &mut |k| {
-            if k < bound {
-                f(k);
-                true
-            } else {
-                false
-            }
-        });
+    pub fn for_each_less(&self, bound: &K, f: impl FnMut(&K)) {
+        self.for_each_while(|k| k < bound, f);
     }
 
     /// Calls `f` on every key less than or equal to `bound`, in order.
-    pub fn for_each_at_most(&self, bound: &K, mut f: impl FnMut(&K)) {
-        self.walk(self.root, &mut |k| {
-            if k <= bound {
-                f(k);
-                true
-            } else {
-                false
+    pub fn for_each_at_most(&self, bound: &K, f: impl FnMut(&K)) {
+        self.for_each_while(|k| k <= bound, f);
+    }
+
+    /// Calls `f` on the keys in order while `keep` holds for them.
+    fn for_each_while(&self, keep: impl Fn(&K) -> bool, mut f: impl FnMut(&K)) {
+        for block in &self.blocks {
+            let end = block.partition_point(&keep);
+            block[..end].iter().for_each(&mut f);
+            if end < block.len() {
+                return;
             }
-        });
-    }
-
-    /// In-order walk; `f` returning false stops it. Returns false when stopped.
-    fn walk(&self, t: u32, f: &mut dyn FnMut(&K) -> bool) -> bool {
-        if t == NIL {
-            return true;
-        }
-        let n = &self.nodes[t as usize];
-        self.walk(n.left, f) && f(&n.key) && self.walk(n.right, f)
-    }
-
-    /// In-order walk of keys > bound (or >= bound when `inclusive`).
-    fn walk_from(&self, t: u32, bound: &K, inclusive: bool, f: &mut dyn FnMut(&K)) {
-        if t == NIL {
-            return;
-        }
-        let n = &self.nodes[t as usize];
-        let above = if inclusive {
-            n.key >= *bound
-        } else {
-            n.key > *bound
-        };
-        if above {
-            self.walk_from(n.left, bound, inclusive, f);
-            f(&n.key);
-            self.walk(n.right, &mut |k| {
-                f(k);
-                true
-            });
-        } else {
-            self.walk_from(n.right, bound, inclusive, f);
         }
     }
 
@@ -308,13 +217,26 @@ impl<K: Ord + Copy> OrderedSet<K> {
 
     /// The first key, if any.
     pub fn first(&self) -> Option<K> {
-        let mut t = self.root;
-        let mut last = None;
-        while t != NIL {
-            last = Some(self.nodes[t as usize].key);
-            t = self.nodes[t as usize].left;
+        self.blocks.first().map(|b| b[0])
+    }
+
+    /// Checks the blocks' invariants (tests): sorted within and across, non-empty, within
+    /// capacity, `lasts` in step, `len` right.
+    #[cfg(test)]
+    fn check(&self) {
+        assert_eq!(self.blocks.len(), self.lasts.len());
+        let mut prev: Option<K> = None;
+        let mut n = 0;
+        for (b, last) in self.blocks.iter().zip(&self.lasts) {
+            assert!(!b.is_empty() && b.len() <= BLOCK_CAP && b.capacity() == BLOCK_CAP);
+            assert!(b.last() == Some(last));
+            for k in b {
+                assert!(prev.is_none_or(|p| p < *k), "keys in order");
+                prev = Some(*k);
+            }
+            n += b.len();
         }
-        last
+        assert_eq!(n, self.len);
     }
 }
 
@@ -328,6 +250,19 @@ mod tests {
         /// Against BTreeSet: the same contents, order and range answers after any operations.
         #[test]
         fn behaves_like_a_btreeset(ops in proptest::collection::vec((any::<bool>(), 0u16..200), 0..600), probe in 0u16..200) {
+            behaves_like_btreeset(ops, probe)?;
+        }
+
+        /// The same with many keys, so that blocks split, run low and merge.
+        #[test]
+        fn behaves_like_a_btreeset_across_many_blocks(ops in proptest::collection::vec((0u8..5, 0u16..3000), 0..4000), probe in 0u16..3000) {
+            let ops = ops.into_iter().map(|(o, k)| (o < 3, k)).collect();
+            behaves_like_btreeset(ops, probe)?;
+        }
+    }
+
+    fn behaves_like_btreeset(ops: Vec<(bool, u16)>, probe: u16) -> Result<(), TestCaseError> {
+        {
             let mut a = OrderedSet::default();
             let mut b = BTreeSet::new();
             for (ins, k) in ops {
@@ -338,6 +273,7 @@ mod tests {
                 }
                 prop_assert_eq!(a.len(), b.len());
             }
+            a.check();
             prop_assert_eq!(a.to_vec(), b.iter().copied().collect::<Vec<_>>());
             let mut g = Vec::new();
             a.for_each_greater(&probe, |k| g.push(*k));
@@ -350,6 +286,8 @@ mod tests {
             prop_assert_eq!(m, b.range(..=probe).copied().collect::<Vec<_>>());
             prop_assert_eq!(a.contains(&probe), b.contains(&probe));
             prop_assert_eq!(a.first(), b.first().copied());
+            a.check();
+            Ok(())
         }
     }
 
@@ -359,7 +297,7 @@ mod tests {
         for k in 0..1000u32 {
             a.insert(k);
         }
-        let cap = a.nodes.capacity();
+        let blocks = a.blocks.len() + a.spare.len();
         for round in 0..10u32 {
             for k in 0..1000u32 {
                 a.remove(&k);
@@ -368,7 +306,10 @@ mod tests {
                 a.insert(k);
             }
         }
-        assert_eq!(a.nodes.capacity(), cap);
+        assert!(
+            a.blocks.len() + a.spare.len() <= blocks + 1,
+            "blocks are reused"
+        );
         assert_eq!(a.len(), 1000);
     }
 }
