@@ -37,6 +37,37 @@ impl Health {
     }
 }
 
+/// The maintenance side of a bucket's health: everything the liquidation passes, the margin-call
+/// check and the price-tick index read (order margin and the initial terms enter none of them,
+/// so they are not computed for them). The type keeps them from reading anything else.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct MaintHealth {
+    pub equity_maint: i128,
+    pub mm: i128,
+    /// Sum of LE_pos: the level a liquidation must restore.
+    pub le: i128,
+}
+
+impl MaintHealth {
+    pub fn health_maint(&self) -> i128 {
+        self.equity_maint - self.mm
+    }
+
+    pub fn health_le(&self) -> i128 {
+        self.equity_maint - self.le
+    }
+}
+
+impl From<&Health> for MaintHealth {
+    fn from(h: &Health) -> MaintHealth {
+        MaintHealth {
+            equity_maint: h.equity_maint,
+            mm: h.mm,
+            le: h.le,
+        }
+    }
+}
+
 /// The figures of one position, in quote native units.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct PositionValue {
@@ -187,7 +218,10 @@ impl State {
         let cfg = self.venue.market(pos.market);
         // s * M once: u = s*M + q - g, and N = |s| * M = |s * M| (M >= 0), the same exact value
         // `upnl_exact` and `notional_exact` compute each on their own.
-        let sm = pos.size.exact(cfg.size_decimals).times(self.mark(pos.market))?;
+        let sm = pos
+            .size
+            .exact(cfg.size_decimals)
+            .times(self.mark(pos.market))?;
         let u = sm
             .plus(pos.quote.exact(qd))?
             .minus(self.funding_owed(pos)?)?;
@@ -295,6 +329,59 @@ impl State {
         h.order_margin = self.bucket_order_margin(bucket, overlay)?;
         h.im = h.im.checked_add(h.order_margin).ok_or(Overflow)?;
         Ok(h)
+    }
+
+    /// The maintenance figures of a bucket as it is: the same numbers as the matching fields of
+    /// [`State::bucket_health`], without the initial terms and order margin.
+    pub fn bucket_maint(&self, bucket: &Bucket) -> Result<MaintHealth, Overflow> {
+        let mut h = MaintHealth::default();
+        for (i, b) in bucket.balances.iter().enumerate() {
+            if b.0 != 0 {
+                let m = self.collateral_maint(AssetId(i as u16), *b)?;
+                h.equity_maint = h.equity_maint.checked_add(m).ok_or(Overflow)?;
+            }
+        }
+        for pos in bucket.positions.iter().filter(|p| !p.size.is_zero()) {
+            let (upnl_maint, mm, le) = self.position_maint(pos)?;
+            h.equity_maint = h.equity_maint.checked_add(upnl_maint).ok_or(Overflow)?;
+            h.mm = h.mm.checked_add(mm).ok_or(Overflow)?;
+            h.le = h.le.checked_add(le).ok_or(Overflow)?;
+        }
+        Ok(h)
+    }
+
+    /// (upnl_maint, mm, le) of one position: the terms [`State::position_value`] gives them.
+    fn position_maint(&self, pos: &Position) -> Result<(i128, i128, i128), Overflow> {
+        let qd = self.quote_decimals();
+        let cfg = self.venue.market(pos.market);
+        let sm = pos
+            .size
+            .exact(cfg.size_decimals)
+            .times(self.mark(pos.market))?;
+        let u = sm
+            .plus(pos.quote.exact(qd))?
+            .minus(self.funding_owed(pos)?)?;
+        let (ti, tm) = self.tiered_both(pos.market, sm.abs()?)?;
+        Ok((u.floor(qd)?, tm.ceil(qd)?, ti.plus(tm)?.half()?.ceil(qd)?))
+    }
+
+    /// The maintenance collateral term of one balance (the second of `collateral_terms`).
+    fn collateral_maint(&self, asset: AssetId, balance: Native) -> Result<i128, Overflow> {
+        let cfg = self.venue.asset(asset);
+        if cfg.quote {
+            return Ok(balance.0);
+        }
+        let Some(index) = self.index(asset) else {
+            return Ok(0);
+        };
+        let v = balance
+            .exact(cfg.decimals)
+            .times(Exact::new(i128::from(index), cfg.price_scale))?;
+        if balance.0 <= 0 {
+            return v.floor(self.quote_decimals());
+        }
+        v.times(cfg.weight_maint.exact())?
+            .floor(self.quote_decimals())
     }
 
     fn add_collateral(
@@ -411,7 +498,10 @@ mod tests {
                         let ti = st.tiered(pos.market, n, Fraction::Init).unwrap();
                         let tm = st.tiered(pos.market, n, Fraction::Maint).unwrap();
                         let upnl_init = if u.is_positive() {
-                            u.times(cfg.upnl_weight_init.exact()).unwrap().floor(qd).unwrap()
+                            u.times(cfg.upnl_weight_init.exact())
+                                .unwrap()
+                                .floor(qd)
+                                .unwrap()
                         } else {
                             u.floor(qd).unwrap()
                         };
@@ -430,5 +520,25 @@ mod tests {
             }
         }
         assert!(checked > 1000, "positions checked: {checked}");
+    }
+
+    /// `bucket_maint` against the maintenance fields of the full `bucket_health`, for every
+    /// bucket of the example venue at many points of its history.
+    #[test]
+    fn maintenance_figures_equal_those_of_the_full_health() {
+        let mut checked = 0;
+        for lines in (40..=742).step_by(19) {
+            let e = crate::engine::example_engine(lines);
+            let st = &e.state;
+            for acc in &st.accounts {
+                for slot in acc.slots() {
+                    let Some(b) = acc.bucket(slot) else { continue };
+                    let full = st.bucket_health(b, &Overlay::default()).unwrap();
+                    assert_eq!(st.bucket_maint(b).unwrap(), MaintHealth::from(&full));
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 500, "buckets checked: {checked}");
     }
 }

@@ -4,7 +4,7 @@
 //! `liquidation/`, which depends on this module and on `engine.rs`, never the other way round.
 
 use crate::account::Slot;
-use crate::health::Health;
+use crate::health::MaintHealth;
 use crate::ids::{AccountId, AssetId, MarketId};
 use crate::num::{Lots, Native};
 use ethnum::I256;
@@ -22,7 +22,7 @@ pub(crate) struct PassScratch {
     pub(crate) next: Vec<PassEntry>,
     /// Buckets visited in this event, numbered in visit order, with the figures of each visit
     /// (None when a rule acted).
-    pub(crate) visited: Vec<(PassEntry, u32, Option<Health>)>,
+    pub(crate) visited: Vec<(PassEntry, u32, Option<MaintHealth>)>,
     pub(crate) crossed: Vec<(AccountId, Slot)>,
     pub(crate) walk_markets: Vec<MarketId>,
     pub(crate) walk_assets: Vec<AssetId>,

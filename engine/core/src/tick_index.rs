@@ -5,7 +5,7 @@
 //!
 //! A bucket's status here is everything a pass or the margin-call check could change: it stays
 //! while the buffer `equity_maint - r * mm` stays >= 0 (and, once under, while it stays < 0 and
-//! `health_maint` stays >= 0). Health is linear in each price while the others hold, so a
+//! `health_maint` stays >= 0). MaintHealth is linear in each price while the others hold, so a
 //! conservative rate per unit of each driver bounds how fast the buffer can shrink; the buffer
 //! (less a slop for per-term rounding) is shared equally among the drivers, and each driver's
 //! band is its share over its rate. Moves inside all bands together cannot exhaust the buffer.
@@ -15,7 +15,7 @@
 //! wide would miss one, which the equivalence tests against the naive scan guard.
 
 use crate::account::{Bucket, Slot};
-use crate::health::Health;
+use crate::health::MaintHealth;
 use crate::ids::{AccountId, AssetId, MarketId};
 use crate::num::{Exact, Overflow, Ratio, Round, RATIO_DECIMALS};
 use crate::ordered::OrderedSet;
@@ -308,7 +308,7 @@ impl Bands {
         state: &State,
         key: (AccountId, Slot),
         bucket: &Bucket,
-        h: &Health,
+        h: &MaintHealth,
         buf: &mut Vec<Band>,
     ) {
         self.unbanded.remove(&key);
@@ -336,7 +336,7 @@ impl Bands {
         &mut self,
         state: &State,
         bucket: &Bucket,
-        h: &Health,
+        h: &MaintHealth,
         out: &mut Vec<Band>,
     ) -> Result<(), Overflow> {
         out.clear();
@@ -422,7 +422,7 @@ impl Bands {
 
 impl State {
     /// The buffer a band may use, in quote native units, after the rounding slop.
-    fn band_buffer(&self, bucket: &Bucket, h: &Health) -> i128 {
+    fn band_buffer(&self, bucket: &Bucket, h: &MaintHealth) -> i128 {
         let ratio = self.margin_call_ratio(bucket).unwrap_or(Ratio::ONE);
         let r_ceil = (ratio.0 + Ratio::ONE.0 - 1) / Ratio::ONE.0;
         let one = Ratio::ONE.0;

@@ -16,7 +16,7 @@ use crate::tick_index::Bands;
 
 use crate::account::{Liquidation, Slot};
 use crate::engine::Engine;
-use crate::health::{Health, Overlay};
+use crate::health::MaintHealth;
 use crate::ids::AccountId;
 use crate::ids::MarketId;
 use crate::record::{Body, EndReason, Num};
@@ -146,7 +146,7 @@ impl Engine {
                 let Some(bucket) = acc.bucket(slot) else {
                     continue;
                 };
-                let Ok(h) = self.state.bucket_health(bucket, &Overlay::default()) else {
+                let Ok(h) = self.state.bucket_maint(bucket) else {
                     continue;
                 };
                 let mut buf = Vec::new();
@@ -163,18 +163,18 @@ impl Engine {
 
     /// Applies the first of rules 1-4 that holds; true when it acted. Returns the figures it
     /// judged by.
-    fn visit(&mut self, account: AccountId, slot: Slot) -> (bool, Option<Health>) {
+    fn visit(&mut self, account: AccountId, slot: Slot) -> (bool, Option<MaintHealth>) {
         let Some(bucket) = self.state.bucket(account, slot) else {
             return (false, None);
         };
-        let Ok(h) = self.state.bucket_health(bucket, &Overlay::default()) else {
+        let Ok(h) = self.state.bucket_maint(bucket) else {
             debug_assert!(false, "valuation overflow in a pass");
             return (false, None);
         };
         (self.apply_rules(account, slot, &h), Some(h))
     }
 
-    fn apply_rules(&mut self, account: AccountId, slot: Slot, h: &Health) -> bool {
+    fn apply_rules(&mut self, account: AccountId, slot: Slot, h: &MaintHealth) -> bool {
         let Some(bucket) = self.state.bucket(account, slot) else {
             return false;
         };
@@ -212,7 +212,7 @@ impl Engine {
     }
 
     /// Rule 1: liquidation starts, open orders are cancelled.
-    fn start_liquidation(&mut self, account: AccountId, slot: Slot, h: &Health) {
+    fn start_liquidation(&mut self, account: AccountId, slot: Slot, h: &MaintHealth) {
         let started_us = self.state.clock_us;
         if let Some(b) = self.state.bucket_mut(account, slot) {
             b.liquidation = Some(Liquidation { started_us });
@@ -299,12 +299,12 @@ impl Engine {
         }
     }
 
-    fn margin_call_of(&mut self, account: AccountId, slot: Slot, cached: Option<Health>) {
+    fn margin_call_of(&mut self, account: AccountId, slot: Slot, cached: Option<MaintHealth>) {
         let Some(bucket) = self.state.bucket(account, slot) else {
             self.bands.clear((account, slot));
             return;
         };
-        let health = cached.or_else(|| self.state.bucket_health(bucket, &Overlay::default()).ok());
+        let health = cached.or_else(|| self.state.bucket_maint(bucket).ok());
         let under = match (self.state.margin_call_ratio(bucket), health) {
             (Some(ratio), Some(h)) => under_ratio(h.equity_maint, h.mm, ratio.0),
             _ => false,
@@ -334,7 +334,7 @@ impl Engine {
 
 impl Engine {
     /// Recomputes a visited bucket's bands (after its margin-call flag is settled).
-    fn refresh_bands(&mut self, account: AccountId, slot: Slot, h: &Health) {
+    fn refresh_bands(&mut self, account: AccountId, slot: Slot, h: &MaintHealth) {
         if self.scan == crate::engine::ScanMode::Naive {
             return;
         }
