@@ -117,9 +117,9 @@ pub fn render(r: &AuditReport, data: &str) -> String {
         h,
         "<!doctype html><html><head><meta charset='utf-8'><title>margin audit</title>\
          <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}td,th{{padding:2px 10px;text-align:right}}</style></head><body>\
-         <h1>Audit of {}</h1><p>{status}: {} events replayed, {} full invariant checks, {} violations.</p>\
+         <h1>Audit of {}</h1><p>{status}: {} events replayed, {} output batches compared with the replay, {} snapshots checked, {} full invariant checks, {} violations.</p>\
          <p>Output log head (hash chain): <code>{}</code><br>Final state hash: <code>{}</code></p>",
-        esc(data), r.events, r.full_checks, r.violations.len(), r.output_head, r.state_hash
+        esc(data), r.events, r.outputs_compared, r.snapshots_checked, r.full_checks, r.violations.len(), r.output_head, r.state_hash
     );
     if !r.violations.is_empty() {
         h.push_str("<h2>Violations</h2><ul>");

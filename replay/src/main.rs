@@ -32,6 +32,7 @@ enum Command {
     /// Re-run the input journal and check the output log byte for byte and hash for hash;
     /// also checks every snapshot against the replay.
     Verify {
+        /// The data directory (as written by margin-engine run, serve or demo).
         #[arg(long)]
         data: PathBuf,
         /// Start from the snapshot taken at this seq instead of genesis.
@@ -40,28 +41,37 @@ enum Command {
     },
     /// The state report of the contract at any input seq (default: the end).
     State {
+        /// The data directory.
         #[arg(long)]
         data: PathBuf,
+        /// The input seq to report the state after (default: the journal's end).
         #[arg(long)]
         at: Option<u64>,
+        /// Only this account (an error if it does not exist at that seq).
         #[arg(long)]
         account: Option<u64>,
     },
     /// The input journal or the output log as JSON Lines.
     Export {
+        /// The data directory.
         #[arg(long)]
         data: PathBuf,
+        /// Which log: the input journal (events as JSON Lines `run` takes) or the output log.
         #[arg(long, default_value = "output", value_parser = ["input", "output"])]
         log: String,
+        /// First input seq to export (for the output log too: the records those inputs caused).
         #[arg(long, default_value_t = 1)]
         from: u64,
-        #[arg(long, default_value_t = u64::MAX)]
-        to: u64,
+        /// Last input seq to export (default: the end of the log).
+        #[arg(long)]
+        to: Option<u64>,
+        /// Only events or records naming this account.
         #[arg(long)]
         account: Option<u64>,
     },
     /// Check every invariant over the whole history; write an HTML and JSON report.
     Audit {
+        /// The data directory.
         #[arg(long)]
         data: PathBuf,
         /// Directory for index.html and report.json.
@@ -74,8 +84,10 @@ enum Command {
     /// Apply price shocks to the state at a seq: who breaches, what they lack, whether the
     /// insurance fund covers it, and what ADL would follow.
     Stress {
+        /// The data directory.
         #[arg(long)]
         data: PathBuf,
+        /// The input seq whose state is shocked (default: the journal's end).
         #[arg(long)]
         at: Option<u64>,
         /// ASSET=MOVE, e.g. BTC=-0.30 (repeatable).
@@ -154,7 +166,7 @@ fn main() -> ExitCode {
                 Log::Output
             };
             let mut out = BufWriter::new(io::stdout().lock());
-            match export(&dir, log, from, to, account, &mut out).and_then(|n| {
+            match export(&dir, log, from, to.unwrap_or(u64::MAX), account, &mut out).and_then(|n| {
                 out.flush()
                     .map(|_| n)
                     .map_err(|e| margin_node::stdout::quit(&e))
@@ -302,10 +314,10 @@ fn cmd_audit(data: &std::path::Path, report: Option<PathBuf>, full_checks: u64) 
         Ok(r) => r,
         Err(e) => return failed(format!("cannot audit: {e}")),
     };
-    if let Some(out) = report {
+    if let Some(out) = &report {
         let json = serde_json::to_string_pretty(&r).expect("report serializes");
         let html = margin_replay::html::render(&r, &data.display().to_string());
-        let written = std::fs::create_dir_all(&out)
+        let written = std::fs::create_dir_all(out)
             .and_then(|_| std::fs::write(out.join("report.json"), json + "\n"))
             .and_then(|_| std::fs::write(out.join("index.html"), html));
         if let Err(e) = written {
@@ -313,9 +325,16 @@ fn cmd_audit(data: &std::path::Path, report: Option<PathBuf>, full_checks: u64) 
         }
         say!("report: {}", out.join("index.html").display());
     }
+    if r.passed() {
+        say!("PASSED");
+    } else {
+        say!("FAILED");
+    }
     say!(
-        "audited {} events, {} full checks: {} violations; bad debt {} (insurance {}, socialised {}); output head {}",
+        "audited {} events ({} output batches compared with the replay, {} snapshots checked), {} full checks: {} violations; bad debt {} (insurance {}, socialised {}); output head {}",
         r.events,
+        r.outputs_compared,
+        r.snapshots_checked,
         r.full_checks,
         r.violations.len(),
         r.bad_debt.deficit,
@@ -325,6 +344,15 @@ fn cmd_audit(data: &std::path::Path, report: Option<PathBuf>, full_checks: u64) 
     );
     for v in r.violations.iter().take(20) {
         say!("  {v}");
+    }
+    if r.pending_outputs > 0 {
+        say!(
+            "note: {} journaled inputs have no outputs yet (a live or interrupted directory)",
+            r.pending_outputs
+        );
+    }
+    if report.is_none() {
+        eprintln!("margin-replay: no --report DIR given: no HTML or JSON report written");
     }
     if r.passed() {
         ExitCode::SUCCESS

@@ -255,8 +255,7 @@ fn verify_stops_before_a_torn_tail_and_says_so() {
         .max()
         .unwrap();
     let mut bytes = std::fs::read(&seg).unwrap();
-    let last = bytes.iter().rposition(|&b| b != 0).unwrap();
-    let at = (last + 1).next_multiple_of(16);
+    let at = end_of_frames(&bytes);
     bytes[at..at + 20].copy_from_slice(&[0x5a; 20]);
     std::fs::write(&seg, &bytes).unwrap();
     let out = verify(&data);
@@ -267,4 +266,160 @@ fn verify_stops_before_a_torn_tail_and_says_so() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("interrupted write"), "{stdout}");
+}
+
+#[test]
+fn audit_fails_on_an_output_log_of_another_history_or_an_empty_one() {
+    // Issue 15: audit printed PASSED without comparing the replay with the output log.
+    let dir = tempfile::tempdir().unwrap();
+    let data = example_dir(dir.path());
+    let ok = replay(&["audit"], &data);
+    let said = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(ok.status.success(), "{said}");
+    assert!(
+        said.starts_with("PASSED") && said.contains("output batches compared"),
+        "{said}"
+    );
+
+    // The output log of another history (a generated venue), and a short one (the output log
+    // of the example's first 300 lines: a consistent prefix, but not the whole history).
+    let events = std::fs::read_to_string(example()).unwrap();
+    let generated = Command::new(engine_bin())
+        .args(["generate", "--events", "400"])
+        .output()
+        .unwrap()
+        .stdout;
+    // As many inputs as the example has, or fewer: the logs' lengths agree, the bytes do not.
+    let generated: String = String::from_utf8(generated)
+        .unwrap()
+        .lines()
+        .take(events.lines().count())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let generated = generated.into_bytes();
+    let short: String = events.lines().take(300).map(|l| format!("{l}\n")).collect();
+    for (name, text, says) in [
+        ("other", generated, "diverges from the replay"),
+        ("short", short.into_bytes(), "the output log is short"),
+    ] {
+        let file = dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&file, text).unwrap();
+        let other = dir.path().join(name);
+        let out = Command::new(engine_bin())
+            .args(["run", "--input"])
+            .arg(&file)
+            .arg("--data")
+            .arg(&other)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let swapped = dir.path().join(format!("swapped-{name}"));
+        copy_dir(&data, &swapped);
+        std::fs::remove_dir_all(swapped.join("output")).unwrap();
+        copy_dir(&other.join("output"), &swapped.join("output"));
+        std::fs::remove_dir_all(swapped.join("snapshots")).unwrap();
+        let bad = replay(&["audit"], &swapped);
+        let said = String::from_utf8_lossy(&bad.stdout).to_string();
+        assert_eq!(bad.status.code(), Some(1), "{name}: {said}");
+        assert!(
+            said.starts_with("FAILED") && said.contains(says),
+            "{name}: {said}"
+        );
+    }
+
+    // An emptied output log.
+    let emptied = dir.path().join("emptied");
+    copy_dir(&data, &emptied);
+    for f in std::fs::read_dir(emptied.join("output")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let bad = replay(&["audit"], &emptied);
+    let said = String::from_utf8_lossy(&bad.stdout).to_string();
+    assert_eq!(bad.status.code(), Some(1), "{said}");
+    assert!(said.contains("output log is empty"), "{said}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_demos_next_steps_run_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(engine_bin())
+        .current_dir(dir.path())
+        .args(["demo", "--accounts", "100", "--events", "3000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    let steps: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| {
+            l.split_once("cargo run --release -p margin-replay -- ")
+                .map(|x| x.1)
+        })
+        .collect();
+    assert_eq!(steps.len(), 3, "{stdout}");
+    for step in steps {
+        // What `cargo run -p margin-replay --` runs: this package's binary, from the same place.
+        let out = Command::new(REPLAY)
+            .current_dir(dir.path())
+            .args(step.split_whitespace())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{step}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn run_fresh_refuses_a_directory_with_a_journal_and_generate_honours_its_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = example_dir(dir.path());
+    let out = Command::new(engine_bin())
+        .args(["run", "--fresh", "--input"])
+        .arg(example())
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a journal"));
+    let out = Command::new(engine_bin())
+        .args(["generate", "--markets", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 to 12 markets"));
+    let cmd = format!(
+        "{} generate --events 200000 | head -1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        engine_bin().display()
+    );
+    let out = Command::new("bash").args(["-c", &cmd]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+}
+
+/// The offset just past the last frame of a segment (where an interrupted write would start).
+fn end_of_frames(bytes: &[u8]) -> usize {
+    use margin_journal::format::{frame_at, FrameAt, Header, HEADER_LEN};
+    let chained = Header::decode(bytes).unwrap().chained();
+    let mut pos = HEADER_LEN;
+    while let FrameAt::Frame(f) = frame_at(bytes, pos, chained, 1 << 28) {
+        pos += f.extent;
+    }
+    pos
 }

@@ -36,6 +36,9 @@ pub struct DemoSummary {
     pub insurance_end: String,
     pub output_head: String,
     pub state_hash: String,
+    /// An account that exists at the end (for the printed `state --account` example): the
+    /// first with a position, or the first at all.
+    pub sample_account: u64,
 }
 
 impl DemoSummary {
@@ -202,5 +205,11 @@ pub fn run_demo(
         insurance_end: margin_engine::num::format_scaled(state.insurance.0, qd),
         output_head: hex(&finished.output_head),
         state_hash: hex(&state_hash(state)),
+        sample_account: state
+            .accounts
+            .iter()
+            .find(|a| a.cross.has_positions())
+            .or(state.accounts.first())
+            .map_or(1, |a| a.id.0),
     })
 }

@@ -6,7 +6,7 @@ use margin_engine::scenario::ScenarioConfig;
 use margin_engine::Engine;
 use margin_journal::Durability;
 use margin_node::demo::{run_demo, DemoSummary};
-use margin_node::pipeline::recovery::RecoveryReport;
+use margin_node::pipeline::datadir::DataDir;
 use margin_node::pipeline::{Pipeline, PipelineConfig};
 use margin_node::run::{feed_lines, JsonLinesSink};
 use margin_node::say;
@@ -50,6 +50,10 @@ enum Command {
         /// Where to write the final state report (JSON).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Refuse a DIR that already holds a journal (without it, such a DIR is recovered and
+        /// continued: running the same file twice applies its events twice).
+        #[arg(long)]
+        fresh: bool,
         #[command(flatten)]
         pipeline: PipelineArgs,
     },
@@ -135,7 +139,7 @@ enum Command {
         #[arg(long, value_parser = parse_seed)]
         run_seed: Option<u64>,
         /// Where the runs' data directories go (removed when a run passes).
-        #[arg(long, default_value = "./margin-sim")]
+        #[arg(long = "data", alias = "root", default_value = "./margin-sim")]
         root: PathBuf,
     },
 }
@@ -262,13 +266,22 @@ fn main() -> ExitCode {
             data,
             outputs,
             state,
+            fresh,
             pipeline,
-        } => run(
-            &input,
-            &pipeline.config(&data),
-            outputs.as_deref(),
-            state.as_deref(),
-        ),
+        } => {
+            if fresh && DataDir::new(&data).has_journal() {
+                return fail(format!(
+                    "--fresh: {} already holds a journal; remove it, or drop --fresh to continue it",
+                    data.display()
+                ));
+            }
+            run(
+                &input,
+                &pipeline.config(&data),
+                outputs.as_deref(),
+                state.as_deref(),
+            )
+        }
         Command::Serve {
             listen,
             data,
@@ -323,6 +336,11 @@ fn main() -> ExitCode {
             seed,
             hours,
         } => {
+            if !(3..=12).contains(&markets) {
+                return fail(format!(
+                    "--markets {markets}: the generator lists 3 to 12 markets"
+                ));
+            }
             let cfg = ScenarioConfig {
                 seed,
                 accounts,
@@ -350,18 +368,22 @@ fn simulate(seconds: u64, seed: u64, run_seed: Option<u64>, root: PathBuf) -> Ex
                 runs_max: u64::MAX,
                 root: root.clone(),
             };
-            simulate(&cfg, |s| {
-                eprint!(
-                    "\rruns {}  inputs {}  restarts {}  faults {}",
+            // indicatif draws only on a terminal: piped, stderr gets no carriage returns.
+            let bar = indicatif::ProgressBar::new_spinner();
+            let shown = simulate(&cfg, |s| {
+                bar.set_message(format!(
+                    "runs {}  inputs {}  restarts {}  faults {}",
                     s.runs,
                     s.submitted,
                     s.restarts,
                     s.faults_total()
-                )
-            })
+                ));
+                bar.tick();
+            });
+            bar.finish_and_clear();
+            shown
         }
     };
-    eprintln!();
     let _ = std::fs::remove_dir(&root);
     match result {
         Ok(s) => {
@@ -450,7 +472,7 @@ fn run(
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    report_recovery(pipeline.recovery(), &cfg.data);
+    report_recovery(&pipeline, &cfg.data);
     let fed = feed_lines(&mut pipeline, reader);
     let finished = match pipeline.finish() {
         Ok(f) => f,
@@ -505,18 +527,13 @@ fn serve(cfg: ServeConfig, pipeline: PipelineConfig) -> ExitCode {
     }
 }
 
-fn report_recovery(r: &RecoveryReport, data: &std::path::Path) {
-    if r.replayed > 0 || r.snapshot_seq.is_some() {
-        eprintln!(
-            "margin-engine: recovered {}: snapshot {:?}, {} inputs replayed, {} outputs rewritten",
-            data.display(),
-            r.snapshot_seq,
-            r.replayed,
-            r.outputs_written
-        );
-    }
-    for w in &r.warnings {
-        eprintln!("margin-engine: warning: {w}");
+fn report_recovery(pipeline: &Pipeline, data: &std::path::Path) {
+    let last = pipeline
+        .counters
+        .journaled
+        .load(std::sync::atomic::Ordering::Relaxed);
+    for line in pipeline.recovery().lines(data, last) {
+        eprintln!("margin-engine: {line}");
     }
 }
 
@@ -524,12 +541,12 @@ fn generate(cfg: ScenarioConfig) -> ExitCode {
     let mut out = BufWriter::new(io::stdout().lock());
     for input in margin_engine::scenario::Scenario::new(cfg) {
         let line = margin_engine::codec::input_line(&input);
-        if writeln!(out, "{line}").is_err() {
-            return fail("cannot write to standard output");
+        if let Err(e) = writeln!(out, "{line}") {
+            margin_node::stdout::quit(&e);
         }
     }
-    if out.flush().is_err() {
-        return fail("cannot write to standard output");
+    if let Err(e) = out.flush() {
+        margin_node::stdout::quit(&e);
     }
     ExitCode::SUCCESS
 }
@@ -636,16 +653,15 @@ fn print_demo(s: &DemoSummary) {
     say!("output head     {}", s.output_head);
     say!("state hash      {}", s.state_hash);
     say!("");
+    // Commands that run as printed from where the demo was started (the replay tool is built
+    // by cargo on first use).
+    let d = s.data.display();
+    say!("replay and check it:   cargo run --release -p margin-replay -- verify --data {d}");
     say!(
-        "replay and check it:   margin-replay verify --data {}",
-        s.data.display()
+        "audit it:              cargo run --release -p margin-replay -- audit --data {d} --report {d}-audit"
     );
     say!(
-        "audit it:              margin-replay audit --data {}",
-        s.data.display()
-    );
-    say!(
-        "state of an account:   margin-replay state --data {} --account 8",
-        s.data.display()
+        "state of an account:   cargo run --release -p margin-replay -- state --data {d} --account {}",
+        s.sample_account
     );
 }

@@ -365,3 +365,72 @@ fn a_second_writer_is_refused_even_after_lock_is_deleted() {
     assert_eq!(mode(&seg), 0o600);
     server.stop();
 }
+
+#[test]
+fn startup_reports_recovery_and_status_and_stats_count_from_it() {
+    // Issue 15: serve printed nothing of what recovery did, and its stats were wrong after a
+    // restart ("published":0, "in_flight":1008 on an idle server).
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The helper passes --stats-secs 0; these tests need the stats lines.
+    let args = ["--json-stats"];
+    let server = start_with(&data, &args);
+    let mut s = connect(&server.addr);
+    let setup = setup_lines();
+    for (i, l) in setup.iter().enumerate() {
+        s.write_all(with_id(l, i as u64).as_bytes()).unwrap();
+    }
+    assert_eq!(read_lines(&s, setup.len()).len(), setup.len());
+    server.kill();
+    // An interrupted write after the last frame of the input journal.
+    let seg = std::fs::read_dir(data.join("input"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = end_of_frames(&bytes);
+    bytes[at..at + 24].copy_from_slice(&[0x5a; 24]);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let server = start_with(&data, &args);
+    let log = server.log();
+    let n = setup.len();
+    assert!(log.contains("warning: cut 24 torn bytes at"), "{log}");
+    assert!(
+        log.contains(&format!("last journaled input seq {n}")),
+        "{log}"
+    );
+    let mut s = connect(&server.addr);
+    s.write_all(b"{\"status\":{}}\n").unwrap();
+    let status = read_lines(&s, 1).pop().unwrap();
+    for field in ["journaled", "applied", "published"] {
+        assert!(
+            status.contains(&format!("\"{field}\":{n}")),
+            "{field}: {status}"
+        );
+    }
+    assert!(status.contains("\"durable\":null"), "{status}");
+    eventually("a stats line", || server.log().contains("\"events_per_s\""));
+    let log = server.log();
+    let stats = log
+        .lines()
+        .find(|l| l.contains("\"events_per_s\""))
+        .unwrap();
+    assert!(stats.contains(&format!("\"published\":{n}")), "{stats}");
+    assert!(stats.contains("\"in_flight\":0"), "{stats}");
+    assert!(stats.contains("\"journal_lag\":null"), "{stats}");
+    assert!(stats.contains("\"events_per_s\":0"), "{stats}");
+    server.stop();
+}
+
+/// The offset just past the last frame of a segment (where an interrupted write would start).
+fn end_of_frames(bytes: &[u8]) -> usize {
+    use margin_journal::format::{frame_at, FrameAt, Header, HEADER_LEN};
+    let chained = Header::decode(bytes).unwrap().chained();
+    let mut pos = HEADER_LEN;
+    while let FrameAt::Frame(f) = frame_at(bytes, pos, chained, 1 << 28) {
+        pos += f.extent;
+    }
+    pos
+}

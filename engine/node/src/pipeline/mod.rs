@@ -254,6 +254,7 @@ pub struct Pipeline {
     publisher: Option<JoinHandle<Result<Writer, String>>>,
     pub counters: Arc<Counters>,
     report: recovery::RecoveryReport,
+    durability: Durability,
     _lock: DirLock,
 }
 
@@ -279,6 +280,10 @@ impl Pipeline {
         counters
             .applied
             .store(opened.engine.state.input_seq, Ordering::Relaxed);
+        // Recovery wrote every missing output: what is in the output log was published.
+        counters
+            .published
+            .store(opened.output.last_seq(), Ordering::Relaxed);
         let depth = cfg.queue_batches.max(2);
         let (to_journal, journal_rx) = bounded::<ToJournal>(depth);
         let (to_seq, seq_rx) = bounded::<ToSequencer>(depth);
@@ -345,8 +350,14 @@ impl Pipeline {
             publisher: Some(publisher),
             counters,
             report: opened.report,
+            durability: cfg.durability,
             _lock: lock,
         })
+    }
+
+    /// When the input journal is synced.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// What recovery did when the pipeline started.
@@ -383,7 +394,15 @@ impl Pipeline {
         let batch = std::mem::replace(&mut self.pending, fresh);
         self.to_journal
             .send(ToJournal::Items(batch))
-            .map_err(|_| "the pipeline stopped (see its error)".to_string())
+            .map_err(|_| self.stopped())
+    }
+
+    /// Why a stage is gone: the recorded failure when there is one (the stage may have stopped
+    /// between the check before a send and the send).
+    fn stopped(&self) -> String {
+        self.counters
+            .failure()
+            .unwrap_or_else(|| "the pipeline stopped (see its error)".to_string())
     }
 
     /// Asks for a snapshot after the inputs submitted so far.

@@ -27,6 +27,28 @@ pub struct RecoveryReport {
     pub warnings: Vec<String>,
 }
 
+impl RecoveryReport {
+    /// What an operator should read at start-up, one line each: where the state came from, what
+    /// was replayed and rewritten, every warning, and the seq a feeder resumes after.
+    pub fn lines(&self, data: &std::path::Path, last_journaled: u64) -> Vec<String> {
+        let from = match self.snapshot_seq {
+            Some(seq) => format!("the snapshot at input seq {seq}"),
+            None => "genesis".to_string(),
+        };
+        let mut out = vec![format!(
+            "opened {}: state from {from}, {} journaled inputs replayed, {} missing outputs written",
+            data.display(),
+            self.replayed,
+            self.outputs_written
+        )];
+        out.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        out.push(format!(
+            "last journaled input seq {last_journaled} (a feeder resumes after it)"
+        ));
+        out
+    }
+}
+
 /// An opened, recovered data directory, ready to continue.
 pub struct Opened {
     pub engine: Engine,

@@ -3,7 +3,8 @@
 //!
 //! JSON Lines: one event per line, optionally with a numeric `id` the answers echo. Control
 //! lines: `{"auth":"TOKEN"}`, `{"subscribe":SEQ}` (first line only: the connection then streams
-//! the output log from SEQ).
+//! the output log from SEQ), `{"status":{}}` (the journaled, applied, published and durable
+//! seqs).
 //!
 //! Binary: the client starts with `MRGB`, then a u32 token length and the token bytes (length 0
 //! for none). Each request frame is `[u32 len][u64 id][rkyv Input]` (len counts id + payload);
@@ -60,6 +61,8 @@ pub enum Request {
     Subscribe {
         from: u64,
     },
+    /// `{"status":{}}`: the seqs a feeder needs to resume (any role).
+    Status,
     /// The stream cannot go on (an oversized handshake): answer `detail`, then close.
     Close {
         detail: String,
@@ -97,6 +100,7 @@ impl Default for Reader {
 struct Control {
     auth: Option<String>,
     subscribe: Option<u64>,
+    status: Option<serde::de::IgnoredAny>,
 }
 
 impl Reader {
@@ -262,9 +266,10 @@ fn json_request(line_no: u64, line: &[u8]) -> Request {
     };
     if !text.contains("\"type\"") {
         if let Ok(c) = serde_json::from_str::<Control>(text) {
-            match (c.auth, c.subscribe) {
-                (Some(token), None) => return Request::Auth { token },
-                (None, Some(from)) => return Request::Subscribe { from },
+            match (c.auth, c.subscribe, c.status) {
+                (Some(token), None, None) => return Request::Auth { token },
+                (None, Some(from), None) => return Request::Subscribe { from },
+                (None, None, Some(_)) => return Request::Status,
                 _ => {}
             }
         }

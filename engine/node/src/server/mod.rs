@@ -204,7 +204,12 @@ pub fn serve(
     let published = Arc::new(Published::default());
     let sink = sink::ServerSink::new(tx, waker.clone(), latency.clone(), published.clone());
     let output_dir = pipeline.data.join("output");
+    let data = pipeline.data.clone();
     let mut pipe = Pipeline::start(pipeline, Box::new(sink))?;
+    let journaled = pipe.counters.journaled.load(Ordering::Relaxed);
+    for line in pipe.recovery().lines(&data, journaled) {
+        eprintln!("margin-engine: {line}");
+    }
     let mut listener =
         listen(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     poll.registry()
@@ -232,7 +237,7 @@ pub fn serve(
         last_sweep: Instant::now(),
     };
     let mut events = Events::with_capacity(1024);
-    let mut stats = Stats::new(io.cfg.stats_secs, io.cfg.json_stats);
+    let mut stats = Stats::new(io.cfg.stats_secs, io.cfg.json_stats, &pipe);
     while !stop.load(Ordering::Relaxed) {
         match poll.poll(&mut events, Some(Duration::from_millis(100))) {
             Ok(()) => {}
@@ -572,6 +577,12 @@ impl Io {
                 detail: "`subscribe` must be the first line of a connection".into(),
             }
             .into_item(origin(None)),
+            Request::Status => {
+                // Queued behind the answers already waiting, never in the middle of one.
+                let line = status_line(pipe);
+                conn.out.extend_from_slice(line.as_bytes());
+                return Ok(None);
+            }
             Request::Close { detail } => {
                 let mut line =
                     String::from("{\"type\":\"rejected\",\"reason\":\"malformed\",\"detail\":");
@@ -719,6 +730,28 @@ fn conn_into_std(stream: TcpStream) -> io::Result<std::net::TcpStream> {
     Ok(s)
 }
 
+/// The answer to `{"status":{}}`: what was journaled, applied, published and made durable, and
+/// the durability policy (under `none` nothing is synced by the engine: `durable` is null).
+fn status_line(pipe: &Pipeline) -> String {
+    let c = &pipe.counters;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let durable = match pipe.durability() {
+        margin_journal::Durability::None => "null".to_string(),
+        _ => load(&c.durable_seq).to_string(),
+    };
+    format!(
+        "{{\"type\":\"status\",\"journaled\":{},\"applied\":{},\"published\":{},\"durable\":{durable},\"durability\":\"{}\"}}\n",
+        load(&c.journaled),
+        load(&c.applied),
+        load(&c.published),
+        match pipe.durability() {
+            margin_journal::Durability::None => "none",
+            margin_journal::Durability::Batch { .. } => "batch",
+            margin_journal::Durability::Every => "every",
+        }
+    )
+}
+
 impl Conn {
     /// A half-closed connection with every answer written: nothing is left to do for it.
     fn done(&self) -> bool {
@@ -812,12 +845,14 @@ struct Stats {
 }
 
 impl Stats {
-    fn new(secs: u64, json: bool) -> Stats {
+    /// Counting from what the pipeline recovered, so that the first line after a restart
+    /// reports this run's rate, not the whole history's.
+    fn new(secs: u64, json: bool, pipe: &Pipeline) -> Stats {
         Stats {
             every: (secs > 0).then(|| Duration::from_secs(secs)),
             json,
             last: Instant::now(),
-            last_published: 0,
+            last_published: pipe.counters.published.load(Ordering::Relaxed),
         }
     }
 
@@ -838,6 +873,13 @@ impl Stats {
         let durable = c.durable_seq.load(Ordering::Relaxed);
         let rate = (published - self.last_published.min(published)) * 1_000_000
             / (elapsed.as_micros() as u64).max(1);
+        // Under durability none the engine never syncs: there is no journal lag to report.
+        let lag = match pipe.durability() {
+            margin_journal::Durability::None => None,
+            _ => Some(journaled - durable.min(journaled)),
+        };
+        let lag_json = lag.map_or("null".to_string(), |l| l.to_string());
+        let lag_text = lag.map_or("n/a (durability none)".to_string(), |l| l.to_string());
         let (p50, p99, max) = match latency.lock() {
             Ok(mut h) => {
                 let v = (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max());
@@ -848,15 +890,13 @@ impl Stats {
         };
         if self.json {
             eprintln!(
-                "{{\"events_per_s\":{rate},\"journaled\":{journaled},\"durable\":{durable},\"applied\":{},\"published\":{published},\"journal_lag\":{},\"in_flight\":{},\"connections\":{conns},\"latency_ns_p50\":{p50},\"latency_ns_p99\":{p99},\"latency_ns_max\":{max}}}",
+                "{{\"events_per_s\":{rate},\"journaled\":{journaled},\"durable\":{durable},\"applied\":{},\"published\":{published},\"journal_lag\":{lag_json},\"in_flight\":{},\"connections\":{conns},\"latency_ns_p50\":{p50},\"latency_ns_p99\":{p99},\"latency_ns_max\":{max}}}",
                 c.applied.load(Ordering::Relaxed),
-                journaled - durable.min(journaled),
                 journaled - published.min(journaled),
             );
         } else {
             eprintln!(
-                "stats: {rate} ev/s, seq {published}, journal lag {}, in flight {}, {conns} conns, latency p50 {}us p99 {}us max {}us",
-                journaled - durable.min(journaled),
+                "stats: {rate} ev/s, seq {published}, journal lag {lag_text}, in flight {}, {conns} conns, latency p50 {}us p99 {}us max {}us",
                 journaled - published.min(journaled),
                 p50 / 1000,
                 p99 / 1000,

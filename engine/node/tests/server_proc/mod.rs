@@ -27,7 +27,11 @@ pub fn start_with(data: &Path, extra: &[&str]) -> Server {
             "--listen",
             "127.0.0.1:0",
             "--stats-secs",
-            "0",
+            if extra.contains(&"--json-stats") {
+                "1"
+            } else {
+                "0"
+            },
             "--snapshot-every",
             "500",
             "--segment-mb",
@@ -43,10 +47,12 @@ pub fn start_with(data: &Path, extra: &[&str]) -> Server {
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let stderr = Arc::new(Mutex::new(Vec::new()));
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("server printed its address")
-            .expect("utf-8");
+        let Some(Ok(line)) = lines.next() else {
+            panic!(
+                "the server stopped before printing its address:\n{}",
+                stderr.lock().unwrap().join("\n")
+            );
+        };
         stderr.lock().unwrap().push(line.clone());
         if let Some(rest) = line.strip_prefix("margin-engine: serving on ") {
             break rest.split_whitespace().next().expect("address").to_string();
