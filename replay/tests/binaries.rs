@@ -255,7 +255,10 @@ fn verify_stops_before_a_torn_tail_and_says_so() {
         .max()
         .unwrap();
     let mut bytes = std::fs::read(&seg).unwrap();
-    let at = end_of_frames(&bytes);
+    // Just past the last frame, where an interrupted write would start.
+    let at = margin_journal::segment::scan(&seg, &bytes, 1 << 28, 64)
+        .unwrap()
+        .end;
     bytes[at..at + 20].copy_from_slice(&[0x5a; 20]);
     std::fs::write(&seg, &bytes).unwrap();
     let out = verify(&data);
@@ -411,15 +414,4 @@ fn run_fresh_refuses_a_directory_with_a_journal_and_generate_honours_its_sizes()
     );
     let out = Command::new("bash").args(["-c", &cmd]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
-}
-
-/// The offset just past the last frame of a segment (where an interrupted write would start).
-fn end_of_frames(bytes: &[u8]) -> usize {
-    use margin_journal::format::{frame_at, FrameAt, Header, HEADER_LEN};
-    let chained = Header::decode(bytes).unwrap().chained();
-    let mut pos = HEADER_LEN;
-    while let FrameAt::Frame(f) = frame_at(bytes, pos, chained, 1 << 28) {
-        pos += f.extent;
-    }
-    pos
 }

@@ -212,26 +212,28 @@ impl State {
         sm.plus(q)?.minus(self.funding_owed(pos)?)
     }
 
+    /// (u, N) of a position with s * M computed once: u = s*M + q - g, and N = |s| * M =
+    /// |s * M| (M >= 0), the same exact values `upnl_exact` and `notional_exact` give.
+    fn upnl_and_notional(&self, pos: &Position) -> Result<(Exact, Exact), Overflow> {
+        let sd = self.venue.market(pos.market).size_decimals;
+        let sm = pos.size.exact(sd).times(self.mark(pos.market))?;
+        let u = sm
+            .plus(pos.quote.exact(self.quote_decimals()))?
+            .minus(self.funding_owed(pos)?)?;
+        Ok((u, sm.abs()?))
+    }
+
     /// Every figure of one position.
     pub fn position_value(&self, pos: &Position) -> Result<PositionValue, Overflow> {
         let qd = self.quote_decimals();
         let cfg = self.venue.market(pos.market);
-        // s * M once: u = s*M + q - g, and N = |s| * M = |s * M| (M >= 0), the same exact value
-        // `upnl_exact` and `notional_exact` compute each on their own.
-        let sm = pos
-            .size
-            .exact(cfg.size_decimals)
-            .times(self.mark(pos.market))?;
-        let u = sm
-            .plus(pos.quote.exact(qd))?
-            .minus(self.funding_owed(pos)?)?;
+        let (u, n) = self.upnl_and_notional(pos)?;
         let upnl_maint = u.floor(qd)?;
         let upnl_init = if u.is_positive() {
             u.times(cfg.upnl_weight_init.exact())?.floor(qd)?
         } else {
             upnl_maint
         };
-        let n = sm.abs()?;
         let (ti, tm) = self.tiered_both(pos.market, n)?;
         Ok(PositionValue {
             notional: n.floor(qd)?,
@@ -250,24 +252,35 @@ impl State {
         balance: Native,
     ) -> Result<(i128, i128), Overflow> {
         let cfg = self.venue.asset(asset);
+        Ok((
+            self.collateral_term(asset, balance, cfg.weight_init)?,
+            self.collateral_term(asset, balance, cfg.weight_maint)?,
+        ))
+    }
+
+    /// One collateral term of a balance: its value at the index, weighted when positive (a debt
+    /// counts in full); the quote at its balance; an asset never priced at nothing.
+    fn collateral_term(
+        &self,
+        asset: AssetId,
+        balance: Native,
+        weight: Ratio,
+    ) -> Result<i128, Overflow> {
+        let cfg = self.venue.asset(asset);
         if cfg.quote {
-            return Ok((balance.0, balance.0));
+            return Ok(balance.0);
         }
         let Some(index) = self.index(asset) else {
-            return Ok((0, 0)); // never priced: worth nothing as collateral
+            return Ok(0);
         };
         let qd = self.quote_decimals();
         let v = balance
             .exact(cfg.decimals)
             .times(Exact::new(i128::from(index), cfg.price_scale))?;
         if balance.0 <= 0 {
-            let t = v.floor(qd)?;
-            return Ok((t, t));
+            return v.floor(qd);
         }
-        Ok((
-            v.times(cfg.weight_init.exact())?.floor(qd)?,
-            v.times(cfg.weight_maint.exact())?.floor(qd)?,
-        ))
+        v.times(weight.exact())?.floor(qd)
     }
 
     /// Order margin of one market: max(0, cost of the bid scenario, cost of the ask scenario).
@@ -337,7 +350,9 @@ impl State {
         let mut h = MaintHealth::default();
         for (i, b) in bucket.balances.iter().enumerate() {
             if b.0 != 0 {
-                let m = self.collateral_maint(AssetId(i as u16), *b)?;
+                let asset = AssetId(i as u16);
+                let w = self.venue.asset(asset).weight_maint;
+                let m = self.collateral_term(asset, *b, w)?;
                 h.equity_maint = h.equity_maint.checked_add(m).ok_or(Overflow)?;
             }
         }
@@ -353,35 +368,9 @@ impl State {
     /// (upnl_maint, mm, le) of one position: the terms [`State::position_value`] gives them.
     fn position_maint(&self, pos: &Position) -> Result<(i128, i128, i128), Overflow> {
         let qd = self.quote_decimals();
-        let cfg = self.venue.market(pos.market);
-        let sm = pos
-            .size
-            .exact(cfg.size_decimals)
-            .times(self.mark(pos.market))?;
-        let u = sm
-            .plus(pos.quote.exact(qd))?
-            .minus(self.funding_owed(pos)?)?;
-        let (ti, tm) = self.tiered_both(pos.market, sm.abs()?)?;
+        let (u, n) = self.upnl_and_notional(pos)?;
+        let (ti, tm) = self.tiered_both(pos.market, n)?;
         Ok((u.floor(qd)?, tm.ceil(qd)?, ti.plus(tm)?.half()?.ceil(qd)?))
-    }
-
-    /// The maintenance collateral term of one balance (the second of `collateral_terms`).
-    fn collateral_maint(&self, asset: AssetId, balance: Native) -> Result<i128, Overflow> {
-        let cfg = self.venue.asset(asset);
-        if cfg.quote {
-            return Ok(balance.0);
-        }
-        let Some(index) = self.index(asset) else {
-            return Ok(0);
-        };
-        let v = balance
-            .exact(cfg.decimals)
-            .times(Exact::new(i128::from(index), cfg.price_scale))?;
-        if balance.0 <= 0 {
-            return v.floor(self.quote_decimals());
-        }
-        v.times(cfg.weight_maint.exact())?
-            .floor(self.quote_decimals())
     }
 
     fn add_collateral(

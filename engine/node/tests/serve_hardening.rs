@@ -389,7 +389,10 @@ fn startup_reports_recovery_and_status_and_stats_count_from_it() {
         .max()
         .unwrap();
     let mut bytes = std::fs::read(&seg).unwrap();
-    let at = end_of_frames(&bytes);
+    // Just past the last frame, where an interrupted write would start.
+    let at = margin_journal::segment::scan(&seg, &bytes, 1 << 28, 64)
+        .unwrap()
+        .end;
     bytes[at..at + 24].copy_from_slice(&[0x5a; 24]);
     std::fs::write(&seg, &bytes).unwrap();
 
@@ -422,15 +425,4 @@ fn startup_reports_recovery_and_status_and_stats_count_from_it() {
     assert!(stats.contains("\"journal_lag\":null"), "{stats}");
     assert!(stats.contains("\"events_per_s\":0"), "{stats}");
     server.stop();
-}
-
-/// The offset just past the last frame of a segment (where an interrupted write would start).
-fn end_of_frames(bytes: &[u8]) -> usize {
-    use margin_journal::format::{frame_at, FrameAt, Header, HEADER_LEN};
-    let chained = Header::decode(bytes).unwrap().chained();
-    let mut pos = HEADER_LEN;
-    while let FrameAt::Frame(f) = frame_at(bytes, pos, chained, 1 << 28) {
-        pos += f.extent;
-    }
-    pos
 }

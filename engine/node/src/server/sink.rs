@@ -12,6 +12,10 @@ use margin_engine::record::Record;
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 
+/// Kinds of binary answer frames: an output batch, a malformed detail, an unauthorized one.
+const FRAME_MALFORMED: u8 = 1;
+const FRAME_UNAUTHORIZED: u8 = 2;
+
 /// Client ids with this bit speak the binary framing.
 pub const BINARY_CLIENT: u64 = 1 << 63;
 
@@ -40,6 +44,31 @@ impl ServerSink {
             latency: new_histogram(),
             shared_latency,
             published,
+        }
+    }
+
+    /// Answers an item that never reached the journal: a binary frame of `kind` with the detail,
+    /// or the JSON line `json` makes, with the client's id.
+    fn unjournaled(
+        &mut self,
+        origin: Origin,
+        kind: u8,
+        detail: &str,
+        json: impl FnOnce() -> String,
+    ) {
+        if origin.client == 0 {
+            return;
+        }
+        if origin.client & BINARY_CLIENT != 0 {
+            binary_frame(
+                self.answer(origin.client),
+                kind,
+                origin.id.unwrap_or(0),
+                detail.as_bytes(),
+            );
+        } else {
+            let text = json();
+            json_with_id(self.answer(origin.client), origin.id, &text);
         }
     }
 
@@ -106,40 +135,19 @@ impl Sink for ServerSink {
     }
 
     fn malformed(&mut self, origin: Origin, line: u64, detail: &str, _sent_ns: u64) {
-        if origin.client == 0 {
-            return;
-        }
-        if origin.client & BINARY_CLIENT != 0 {
-            binary_frame(
-                self.answer(origin.client),
-                1,
-                origin.id.unwrap_or(0),
-                detail.as_bytes(),
-            );
-        } else {
-            let text = malformed_line(line, detail);
-            json_with_id(self.answer(origin.client), origin.id, &text);
-        }
+        self.unjournaled(origin, FRAME_MALFORMED, detail, || {
+            malformed_line(line, detail)
+        });
     }
 
     fn refused(&mut self, origin: Origin, detail: &str, _sent_ns: u64) {
-        if origin.client == 0 {
-            return;
-        }
-        if origin.client & BINARY_CLIENT != 0 {
-            binary_frame(
-                self.answer(origin.client),
-                2,
-                origin.id.unwrap_or(0),
-                detail.as_bytes(),
-            );
-        } else {
+        self.unjournaled(origin, FRAME_UNAUTHORIZED, detail, || {
             let mut text =
                 String::from("{\"type\":\"rejected\",\"reason\":\"unauthorized\",\"detail\":");
             margin_engine::codec::write_json_str(&mut text, detail);
             text.push('}');
-            json_with_id(self.answer(origin.client), origin.id, &text);
-        }
+            text
+        });
     }
 
     fn batch_done(&mut self) {
