@@ -252,35 +252,46 @@ impl State {
         balance: Native,
     ) -> Result<(i128, i128), Overflow> {
         let cfg = self.venue.asset(asset);
-        Ok((
-            self.collateral_term(asset, balance, cfg.weight_init)?,
-            self.collateral_term(asset, balance, cfg.weight_maint)?,
-        ))
+        let [i, m] =
+            self.collateral_weighted(asset, balance, [cfg.weight_init, cfg.weight_maint])?;
+        Ok((i, m))
     }
 
-    /// One collateral term of a balance: its value at the index, weighted when positive (a debt
-    /// counts in full); the quote at its balance; an asset never priced at nothing.
-    fn collateral_term(
+    /// The maintenance collateral term of one balance (the second of `collateral_terms`).
+    fn collateral_maint(&self, asset: AssetId, balance: Native) -> Result<i128, Overflow> {
+        let w = self.venue.asset(asset).weight_maint;
+        let [m] = self.collateral_weighted(asset, balance, [w])?;
+        Ok(m)
+    }
+
+    /// A balance's collateral terms under each weight: its value at the index (computed once),
+    /// weighted when positive (a debt counts in full); the quote at its balance; an asset never
+    /// priced at nothing.
+    fn collateral_weighted<const N: usize>(
         &self,
         asset: AssetId,
         balance: Native,
-        weight: Ratio,
-    ) -> Result<i128, Overflow> {
+        weights: [Ratio; N],
+    ) -> Result<[i128; N], Overflow> {
         let cfg = self.venue.asset(asset);
         if cfg.quote {
-            return Ok(balance.0);
+            return Ok([balance.0; N]);
         }
         let Some(index) = self.index(asset) else {
-            return Ok(0);
+            return Ok([0; N]);
         };
         let qd = self.quote_decimals();
         let v = balance
             .exact(cfg.decimals)
             .times(Exact::new(i128::from(index), cfg.price_scale))?;
         if balance.0 <= 0 {
-            return v.floor(qd);
+            return Ok([v.floor(qd)?; N]);
         }
-        v.times(weight.exact())?.floor(qd)
+        let mut out = [0; N];
+        for (o, w) in out.iter_mut().zip(weights) {
+            *o = v.times(w.exact())?.floor(qd)?;
+        }
+        Ok(out)
     }
 
     /// Order margin of one market: max(0, cost of the bid scenario, cost of the ask scenario).
@@ -350,9 +361,7 @@ impl State {
         let mut h = MaintHealth::default();
         for (i, b) in bucket.balances.iter().enumerate() {
             if b.0 != 0 {
-                let asset = AssetId(i as u16);
-                let w = self.venue.asset(asset).weight_maint;
-                let m = self.collateral_term(asset, *b, w)?;
+                let m = self.collateral_maint(AssetId(i as u16), *b)?;
                 h.equity_maint = h.equity_maint.checked_add(m).ok_or(Overflow)?;
             }
         }
@@ -434,8 +443,9 @@ impl State {
         let mut total: i128 = 0;
         for (i, b) in bucket.balances.iter().enumerate() {
             if b.0 != 0 {
-                let (_, m) = self.collateral_terms(AssetId(i as u16), *b)?;
-                total = total.checked_add(m).ok_or(Overflow)?;
+                total = total
+                    .checked_add(self.collateral_maint(AssetId(i as u16), *b)?)
+                    .ok_or(Overflow)?;
             }
         }
         let qd = self.quote_decimals();
