@@ -41,8 +41,49 @@ pub struct BadDebt {
     pub socialized: String,
 }
 
+/// Where a report comes from: enough to reproduce it and to know what it covers.
+#[derive(Serialize, Debug, Default)]
+pub struct Provenance {
+    /// The tool and its version.
+    pub tool: String,
+    /// First and last input seq replayed.
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// BLAKE3 over the replayed input records in order (seq, then payload), so that a report
+    /// names the exact history it covers.
+    pub input_digest: String,
+}
+
+/// One invariant the audit checked, and how many times.
+#[derive(Serialize, Debug, Default)]
+pub struct Invariant {
+    pub name: String,
+    pub checks: u64,
+}
+
+/// A liquidation started or a bankruptcy, with the command that shows the account then.
+#[derive(Serialize, Debug, Default, Clone)]
+pub struct RiskEvent {
+    pub input_seq: u64,
+    pub ts: u64,
+    pub kind: String,
+    pub account: u64,
+    pub bucket: String,
+    /// `margin-replay state --at SEQ --account ID` (the data directory's flag added by the
+    /// reader).
+    pub state_at: String,
+}
+
+/// Risk events listed at most (the counts per hour cover all of them).
+const RISK_EVENTS_MAX: usize = 1000;
+
 #[derive(Serialize, Debug, Default)]
 pub struct AuditReport {
+    pub provenance: Provenance,
+    /// Every invariant checked, with its count.
+    pub invariants: Vec<Invariant>,
+    /// Liquidations started and bankruptcies, in order (the first 1000).
+    pub risk_events: Vec<RiskEvent>,
     pub events: u64,
     /// Output batches `verify` compared with the replay (0 when it could not).
     pub outputs_compared: u64,
@@ -69,6 +110,29 @@ impl AuditReport {
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
     }
+}
+
+fn note_risk(
+    events: &mut Vec<RiskEvent>,
+    rec: &margin_engine::Record,
+    kind: &str,
+    account: u64,
+    bucket: &margin_engine::record::BucketName,
+) {
+    if events.len() >= RISK_EVENTS_MAX {
+        return;
+    }
+    events.push(RiskEvent {
+        input_seq: rec.input,
+        ts: rec.ts,
+        kind: kind.into(),
+        account,
+        bucket: match bucket {
+            margin_engine::record::BucketName::Cross => "cross".to_string(),
+            margin_engine::record::BucketName::Isolated(m) => m.to_string(),
+        },
+        state_at: format!("margin-replay state --at {} --account {account}", rec.input),
+    });
 }
 
 /// Compares the output log with the replay (`verify`); what it finds is a violation.
@@ -127,10 +191,17 @@ pub fn audit(
     let (mut deficit, mut paid, mut socialized) = (0i128, 0i128, 0i128);
     let mut last_fund: Option<i128> = None;
     let mut next_oi_sample = 0u64;
+    let mut digest = blake3::Hasher::new();
+    let mut adl_checks = 0u64;
+    r.provenance.tool = format!("margin-replay {}", env!("CARGO_PKG_VERSION"));
+    r.provenance.first_seq = inputs.first_seq();
+    r.provenance.last_seq = total;
     for rec in inputs.iter_from(1) {
         let rec = rec.map_err(|e| format!("input journal: {e}"))?;
         let input = persist::decode_input(rec.payload)
             .map_err(|e| format!("input seq {}: {e}", rec.seq))?;
+        digest.update(&rec.seq.to_le_bytes());
+        digest.update(rec.payload);
         let out = engine.apply_or_skip(&input, rec.seq).to_vec();
         let st = &engine.state;
         if let Err(e) = st.check_ledger() {
@@ -143,15 +214,28 @@ pub fn audit(
             });
             match &rec_out.body {
                 Body::MarginCall { .. } => h.margin_calls += 1,
-                Body::LiquidationStarted { .. } => h.liquidations += 1,
+                Body::LiquidationStarted {
+                    account, bucket, ..
+                } => {
+                    h.liquidations += 1;
+                    note_risk(
+                        &mut r.risk_events,
+                        rec_out,
+                        "liquidation_started",
+                        account.0,
+                        bucket,
+                    );
+                }
                 Body::LiquidationFill { .. } => h.auction_fills += 1,
                 Body::Bankruptcy {
+                    account,
+                    bucket,
                     deficit: d,
                     insurance,
                     socialized: u,
-                    ..
                 } => {
                     h.bankruptcies += 1;
+                    note_risk(&mut r.risk_events, rec_out, "bankruptcy", account.0, bucket);
                     deficit += d.value;
                     paid += insurance.value;
                     socialized += u.value;
@@ -163,6 +247,7 @@ pub fn audit(
                     ..
                 } => {
                     h.adl_fills += 1;
+                    adl_checks += 1;
                     check_adl(
                         &engine,
                         rec.seq,
@@ -217,6 +302,31 @@ pub fn audit(
             progress(rec.seq, total);
         }
     }
+    r.provenance.input_digest = digest.finalize().to_hex().to_string();
+    r.invariants = vec![
+        Invariant {
+            name: "every output batch equals the replay's, byte for byte (verify)".into(),
+            checks: r.outputs_compared,
+        },
+        Invariant {
+            name: "every snapshot holds the replayed state (verify)".into(),
+            checks: r.snapshots_checked as u64,
+        },
+        Invariant {
+            name: "conservation ledger balances after every event".into(),
+            checks: r.events,
+        },
+        Invariant {
+            name:
+                "full model invariants (sizes sum to zero, indices, holders, liquidating set, ...)"
+                    .into(),
+            checks: r.full_checks,
+        },
+        Invariant {
+            name: "auto-deleveraging only takes from opposite positions".into(),
+            checks: adl_checks,
+        },
+    ];
     let st = &engine.state;
     let qd = st.quote_decimals();
     r.state_hash = hex(&state_hash(st));
@@ -228,10 +338,12 @@ pub fn audit(
     r.hours = hours.into_values().collect();
     let mut worst: Vec<(u64, i128)> = losses.into_iter().collect();
     worst.sort_by_key(|&(a, l)| (l, a));
+    // Losses as magnitudes: the column says "loss", so a loss of 5 reads 5, not -5.
     r.largest_losses = worst
         .into_iter()
+        .filter(|&(_, l)| l < 0)
         .take(10)
-        .map(|(a, l)| (a, format_scaled(l, qd)))
+        .map(|(a, l)| (a, format_scaled(l.saturating_neg(), qd)))
         .collect();
     r.bad_debt = BadDebt {
         bankruptcies: r.hours.iter().map(|h| h.bankruptcies).sum(),

@@ -121,6 +121,37 @@ pub fn render(r: &AuditReport, data: &str) -> String {
          <p>Output log head (hash chain): <code>{}</code><br>Final state hash: <code>{}</code></p>",
         esc(data), r.events, r.outputs_compared, r.snapshots_checked, r.full_checks, r.violations.len(), r.output_head, r.state_hash
     );
+    let p = &r.provenance;
+    let _ = write!(
+        h,
+        "<h2>Provenance</h2><p>{} over input seqs {}..={} of <code>{}</code>; input journal digest (BLAKE3 of seq and payload of every record) <code>{}</code>.</p>",
+        esc(&p.tool), p.first_seq, p.last_seq, esc(data), p.input_digest
+    );
+    h.push_str("<h2>Invariants checked</h2><table><tr><th>invariant</th><th>checks</th></tr>");
+    for inv in &r.invariants {
+        let _ = write!(
+            h,
+            "<tr><td style='text-align:left'>{}</td><td>{}</td></tr>",
+            esc(&inv.name),
+            inv.checks
+        );
+    }
+    h.push_str("</table>");
+    if !r.risk_events.is_empty() {
+        let _ = write!(
+            h,
+            "<h2>Liquidations and bankruptcies</h2><p>{} listed (at most 1000); each with the command that shows the account right after.</p><table><tr><th>input seq</th><th>clock (us)</th><th>event</th><th>account</th><th>bucket</th><th style='text-align:left'>state then</th></tr>",
+            r.risk_events.len()
+        );
+        for e in &r.risk_events {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style='text-align:left'><code>{} --data {}</code></td></tr>",
+                e.input_seq, e.ts, esc(&e.kind), e.account, esc(&e.bucket), esc(&e.state_at), esc(data)
+            );
+        }
+        h.push_str("</table>");
+    }
     if !r.violations.is_empty() {
         h.push_str("<h2>Violations</h2><ul>");
         for v in &r.violations {

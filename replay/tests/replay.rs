@@ -226,6 +226,32 @@ fn audit_passes_a_clean_history_and_renders_its_report() {
     assert!(r.events > 1500 && r.full_checks >= 50);
     let html = margin_replay::html::render(&r, "test");
     assert!(html.contains("<svg") && html.contains("PASSED"));
+    // Provenance and what was checked, with counts that follow from the history.
+    assert_eq!(r.provenance.last_seq, r.events);
+    assert_eq!(r.provenance.input_digest.len(), 64);
+    assert_eq!(r.outputs_compared, r.events, "every output compared");
+    let count = |name: &str| {
+        r.invariants
+            .iter()
+            .find(|i| i.name.contains(name))
+            .map(|i| i.checks)
+    };
+    assert_eq!(count("conservation"), Some(r.events));
+    assert_eq!(count("byte for byte"), Some(r.outputs_compared));
+    assert_eq!(count("full model"), Some(r.full_checks));
+    let adl: u64 = r.hours.iter().map(|h| h.adl_fills).sum();
+    assert_eq!(count("auto-deleveraging"), Some(adl));
+    // Every liquidation and bankruptcy counted per hour is listed (fewer than the cap here).
+    let listed = |kind: &str| r.risk_events.iter().filter(|e| e.kind == kind).count() as u64;
+    let started: u64 = r.hours.iter().map(|h| h.liquidations).sum();
+    assert!(started > 0, "the scenario liquidates someone");
+    assert_eq!(listed("liquidation_started"), started);
+    assert_eq!(listed("bankruptcy"), r.bad_debt.bankruptcies);
+    assert!(html.contains("Provenance") && html.contains(&r.provenance.input_digest));
+    // The same history audited twice names the same digest; losses read as magnitudes.
+    let again = margin_replay::audit::audit(&DataDir::new(d.path()), 50, |_, _| {}).unwrap();
+    assert_eq!(again.provenance.input_digest, r.provenance.input_digest);
+    assert!(r.largest_losses.iter().all(|(_, l)| !l.starts_with('-')));
 }
 
 #[test]
