@@ -1,0 +1,93 @@
+//! The audit page in a real browser: Debian's headless Chromium (installed by `.ci/run` when
+//! missing; without it this test fails, it does not skip) loads `index.html` from
+//! `margin-replay audit --report`, runs it with a virtual-time budget and dumps the DOM. The page
+//! must render without console errors and show the figures of `report.json`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const REPLAY: &str = env!("CARGO_BIN_EXE_margin-replay");
+
+fn chromium() -> PathBuf {
+    for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("this test needs Debian's chromium (apt-get install chromium; .ci/run installs it)");
+}
+
+fn engine_bin() -> PathBuf {
+    Path::new(REPLAY).with_file_name("margin-engine")
+}
+
+#[test]
+fn the_audit_page_renders_in_chromium_and_shows_the_reports_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/venue.jsonl");
+    let run = Command::new(engine_bin())
+        .args(["run", "--input"])
+        .arg(&example)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let report = dir.path().join("report");
+    let audit = Command::new(REPLAY)
+        .args(["audit", "--data"])
+        .arg(&data)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(audit.status.success());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
+            .unwrap();
+
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=2000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", report.join("index.html").display()))
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium failed");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    for bad in ["Uncaught", ":CONSOLE", "SyntaxError"] {
+        assert!(!log.contains(bad), "the page logged {bad}: {log}");
+    }
+    assert!(dom.contains("PASSED"), "{dom}");
+    let digest = json["provenance"]["input_digest"].as_str().unwrap();
+    assert!(dom.contains(digest), "the provenance digest is shown");
+    for inv in json["invariants"].as_array().unwrap() {
+        let checks = inv["checks"].as_u64().unwrap().to_string();
+        assert!(dom.contains(&format!("<td>{checks}</td>")), "{inv}");
+    }
+    let events = json["risk_events"].as_array().unwrap();
+    assert!(!events.is_empty(), "the example liquidates someone");
+    for e in events {
+        assert!(dom.contains(e["state_at"].as_str().unwrap()), "{e}");
+    }
+    assert!(dom.contains("<svg"), "the charts are drawn");
+    let bankruptcies = json["bad_debt"]["bankruptcies"].as_u64().unwrap();
+    assert!(dom.contains(&format!("<td>{bankruptcies}</td>")));
+}
