@@ -29,7 +29,14 @@ fn micro(s: &str) -> i128 {
         .unwrap_or(0)
 }
 
-/// A polyline chart of one or more series of (x, y) points.
+/// An engine clock (microseconds) as seconds with one decimal, for an axis label.
+fn clock_label(us: u64) -> String {
+    format!("{}.{} s", us / 1_000_000, us % 1_000_000 / 100_000)
+}
+
+/// A step chart of one or more series of (clock, value) points: each value holds until the
+/// next point, as the fund or the open interest does between the events that change them.
+/// The time axis runs from the first point to the last, labelled at both ends.
 fn line_chart(title: &str, series: &[(String, Vec<(u64, i128)>)]) -> String {
     let all: Vec<(u64, i128)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
     let mut out = format!("<h3>{}</h3>", esc(title));
@@ -53,19 +60,32 @@ fn line_chart(title: &str, series: &[(String, Vec<(u64, i128)>)]) -> String {
     ];
     for (i, (name, pts)) in series.iter().enumerate() {
         let c = colors[i % colors.len()];
-        let path: Vec<String> = pts
-            .iter()
-            .map(|&(x, y)| {
-                let px = 50 + i128::from(x - x0) * W / dx;
-                let py = 10 + H - (y - y0) * H / dy;
-                format!("{px},{py}")
-            })
-            .collect();
+        let at = |x: u64, y: i128| {
+            let px = 50 + i128::from(x - x0) * W / dx;
+            let py = 10 + H - (y - y0) * H / dy;
+            format!("{px},{py}")
+        };
+        let mut path: Vec<String> = Vec::with_capacity(pts.len() * 2);
+        for (k, &(x, y)) in pts.iter().enumerate() {
+            if k > 0 {
+                path.push(at(x, pts[k - 1].1)); // the previous value holds until now
+            }
+            path.push(at(x, y));
+        }
         let _ = write!(
             out,
             "<polyline fill='none' stroke='{c}' stroke-width='1.5' points='{}'/>",
             path.join(" ")
         );
+        // Sparse series (an hourly sample of a short history) get a dot per point, so that
+        // one sample still shows.
+        if pts.len() < 50 {
+            for &(x, y) in pts {
+                let px = 50 + i128::from(x - x0) * W / dx;
+                let py = 10 + H - (y - y0) * H / dy;
+                let _ = write!(out, "<circle cx='{px}' cy='{py}' r='3' fill='{c}'/>");
+            }
+        }
         let _ = write!(
             out,
             "<text x='{}' y='{}' font-size='11' fill='{c}'>{}</text>",
@@ -74,6 +94,15 @@ fn line_chart(title: &str, series: &[(String, Vec<(u64, i128)>)]) -> String {
             esc(name)
         );
     }
+    let _ = write!(
+        out,
+        "<text x='50' y='{}' font-size='10'>{}</text><text x='{}' y='{}' font-size='10' text-anchor='end'>{} (engine clock)</text>",
+        H + 16,
+        clock_label(x0),
+        W + 50,
+        H + 16,
+        clock_label(x1)
+    );
     let _ = write!(out, "<text x='2' y='14' font-size='10'>{}</text><text x='2' y='{}' font-size='10'>{}</text></svg>", fmt_micro(y1), H + 10, fmt_micro(y0));
     out
 }
@@ -168,12 +197,15 @@ pub fn render(r: &AuditReport, data: &str) -> String {
         &format!("Insurance fund ({})", r.quote),
         &[("fund".into(), fund)],
     ));
-    let oi: Vec<(String, Vec<(u64, i128)>)> = r
-        .open_interest
-        .iter()
-        .map(|(m, pts)| (m.clone(), pts.iter().map(|(t, v)| (*t, micro(v))).collect()))
-        .collect();
-    h.push_str(&line_chart("Open interest (base units)", &oi));
+    // One chart per market: open interests of very different sizes on one axis would leave
+    // the small markets flat.
+    for (m, pts) in &r.open_interest {
+        let pts: Vec<(u64, i128)> = pts.iter().map(|(t, v)| (*t, micro(v))).collect();
+        h.push_str(&line_chart(
+            &format!("Open interest: {m} (base units)"),
+            &[(m.clone(), pts)],
+        ));
+    }
     let calls: Vec<(String, i128)> = r
         .hours
         .iter()

@@ -88,6 +88,14 @@ fn the_audit_page_renders_in_chromium_and_shows_the_reports_figures() {
         assert!(dom.contains(e["state_at"].as_str().unwrap()), "{e}");
     }
     assert!(dom.contains("<svg"), "the charts are drawn");
+    // One open-interest chart per market, and time axes on the step charts.
+    for m in json["open_interest"].as_object().unwrap().keys() {
+        assert!(
+            dom.contains(&format!("Open interest: {m} (base units)")),
+            "{m}"
+        );
+    }
+    assert!(dom.contains("(engine clock)"));
     let bankruptcies = json["bad_debt"]["bankruptcies"].as_u64().unwrap();
     assert!(dom.contains(&format!("<td>{bankruptcies}</td>")));
 }
