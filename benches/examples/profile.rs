@@ -35,11 +35,31 @@ fn main() {
     let mut by_type: BTreeMap<&str, Histogram<u64>> = BTreeMap::new();
     let t0 = Instant::now();
     let mut visits: BTreeMap<&str, u64> = BTreeMap::new();
+    // The slowest events: (ns, input seq, type, records by type).
+    let mut slowest: Vec<(u64, u64, &str, String)> = Vec::new();
     for input in &inputs {
         let t = Instant::now();
         let v0 = engine.visits;
-        engine.apply(input);
+        let records = engine.apply(input);
         let ns = t.elapsed().as_nanos() as u64;
+        if slowest.len() < 8 || ns > slowest[slowest.len() - 1].0 {
+            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+            for r in records {
+                *kinds.entry(r.body.type_name()).or_insert(0) += 1;
+            }
+            let kinds = kinds
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>();
+            slowest.push((
+                ns,
+                engine.state.input_seq,
+                input.event.type_name(),
+                kinds.join(", "),
+            ));
+            slowest.sort_by(|a, b| b.0.cmp(&a.0));
+            slowest.truncate(8);
+        }
         *visits.entry(input.event.type_name()).or_insert(0) += engine.visits - v0;
         by_type
             .entry(input.event.type_name())
@@ -72,5 +92,9 @@ fn main() {
                 / 1_000_000,
             visits[t] / h.len().max(1)
         );
+    }
+    println!("slowest events:");
+    for (ns, seq, t, kinds) in &slowest {
+        println!("  {:>10} ns  input {seq} {t}: {kinds}", ns);
     }
 }

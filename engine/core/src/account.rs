@@ -82,6 +82,10 @@ pub struct Bucket {
     pub breach_prints: u32,
     /// The input that last counted a print (a print counts once per event).
     pub breach_input: u64,
+    /// The figures of its positions as last computed, with what they were computed from
+    /// (derived; not persisted, not compared).
+    #[rkyv(with = rkyv::with::Skip)]
+    pub memo: crate::memo::ValuationMemo,
 }
 
 impl Bucket {
@@ -260,6 +264,14 @@ impl Account {
     /// Sum of the remaining lots of open orders on `side` in `market`.
     pub fn open_lots(&self, market: MarketId, side: Side) -> i128 {
         self.bucket_for(market).order_sums(market).lots(side)
+    }
+
+    /// Forgets every bucket's memoized sums (the account is about to change).
+    pub fn forget_sums(&self) {
+        self.cross.memo.forget_sums();
+        for (_, b) in &self.isolated {
+            b.memo.forget_sums();
+        }
     }
 
     /// Every slot of the account: cross first, then isolated by market id.

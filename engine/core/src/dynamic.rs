@@ -192,6 +192,7 @@ impl Engine {
         };
         if next != ms.fraction_scale {
             ms.fraction_scale = next;
+            self.state.moved_prices();
             self.moved_markets.push(market);
             self.state.venue_epoch += 1;
         }
@@ -203,6 +204,8 @@ impl Engine {
         let old_imf = self.state.venue.market(id).imf;
         let ramp = next.ramp_us > 0 && next.imf > old_imf && old_imf.0 > 0;
         self.state.venue.markets[id.index()] = next.clone();
+        // Valuations key on the epoch (the memo, band rates): move it with the change.
+        self.state.venue_epoch += 1;
         if ramp {
             let ms = &mut self.state.markets[id.index()];
             let k = crate::num::mul_div(
@@ -215,6 +218,7 @@ impl Engine {
             ms.fraction_from = k;
             ms.fraction_scale = k;
             ms.ramp_start_us = self.state.clock_us;
+            self.state.moved_prices();
         }
         if next.vol.is_none() {
             self.state.markets[id.index()].fraction_target = Ratio::ONE.0;

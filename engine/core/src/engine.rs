@@ -81,6 +81,8 @@ impl Engine {
     /// An engine over a state with the given way of finding moved buckets.
     pub fn with_scan(mut state: State, scan: ScanMode) -> Engine {
         state.rebuild_indices();
+        // The naive mode is the oracle of every cache, the valuation memo included.
+        state.plain_valuation = scan == ScanMode::Naive;
         let mut engine = Engine {
             state,
             out: Vec::with_capacity(64),
@@ -117,11 +119,7 @@ impl Engine {
         self.moved_assets.clear();
         self.ticked_assets.clear();
         self.funded_markets.clear();
-        if input.event.moves_valuations() {
-            // ADL rankings stay exact across events that move no price, funding or parameter
-            // (the buckets those events change are re-ranked); these may move any bucket.
-            self.adl.clear();
-        }
+        let venue_epoch = self.state.venue_epoch;
         self.emit(Body::Accepted {
             order_unknown: [None, None],
         });
@@ -147,6 +145,11 @@ impl Engine {
                 };
             }
         }
+        if self.moved_valuations(venue_epoch) {
+            // ADL rankings stay exact across events that move no index, funding or parameter
+            // (the buckets those events change are re-ranked); these may move any bucket.
+            self.adl.clear();
+        }
         self.report_staleness();
         self.settle();
         debug_assert_eq!(
@@ -157,6 +160,15 @@ impl Engine {
         );
         self.number_outputs();
         &self.out
+    }
+
+    /// True when the event just dispatched moved something every valuation may read: an
+    /// index, a funding index, a listing, a parameter or a dynamic-margin factor (all of which
+    /// move the venue epoch). An oracle print that left the index where it was moved nothing.
+    fn moved_valuations(&self, venue_epoch_before: u64) -> bool {
+        !self.ticked_assets.is_empty()
+            || !self.funded_markets.is_empty()
+            || self.state.venue_epoch != venue_epoch_before
     }
 
     /// An input's timestamp may move the clock at most [`CLOCK_STEP_MAX_US`] ahead, and never
@@ -411,11 +423,17 @@ impl Engine {
 #[cfg(test)]
 pub(crate) fn example_engine(lines: usize) -> Engine {
     let mut e = Engine::new();
-    for line in include_str!("../../../examples/venue.jsonl")
-        .lines()
-        .take(lines)
-    {
-        e.apply(&crate::codec::parse_input(line).expect("the example parses"));
+    for input in example_lines().iter().take(lines) {
+        e.apply(input);
     }
     e
+}
+
+/// The inputs of `examples/venue.jsonl`.
+#[cfg(test)]
+pub(crate) fn example_lines() -> Vec<Input> {
+    include_str!("../../../examples/venue.jsonl")
+        .lines()
+        .map(|line| crate::codec::parse_input(line).expect("the example parses"))
+        .collect()
 }

@@ -89,13 +89,6 @@ impl Event {
         }
     }
 
-    /// True for events that can move the valuation of buckets they do not touch: prices,
-    /// funding and the venue's parameters. Every other event changes only the buckets it
-    /// names, and each such change marks the bucket dirty.
-    pub fn moves_valuations(&self) -> bool {
-        self.is_admin() || matches!(self, Event::Oracle { .. } | Event::Funding { .. })
-    }
-
     /// True for the operator's venue set-up events (`asset`, `market`, `params`, `insurance`).
     pub fn is_admin(&self) -> bool {
         matches!(

@@ -335,15 +335,22 @@ impl State {
         let overlay_pos = overlay
             .position
             .filter(|p| bucket.position(p.market).is_none());
-        for pos in bucket.positions.iter().chain(overlay_pos.iter()) {
-            let pos = match overlay.position {
-                Some(p) if p.market == pos.market => p,
-                _ => *pos,
+        for (i, pos) in bucket
+            .positions
+            .iter()
+            .chain(overlay_pos.iter())
+            .enumerate()
+        {
+            let v = match overlay.position {
+                Some(p) if p.market == pos.market => {
+                    if p.size.is_zero() {
+                        continue;
+                    }
+                    self.position_value(&p)?
+                }
+                _ if pos.size.is_zero() => continue,
+                _ => self.position_value_at(bucket, i)?,
             };
-            if pos.size.is_zero() {
-                continue;
-            }
-            let v = self.position_value(&pos)?;
             h.equity_init = h.equity_init.checked_add(v.upnl_init).ok_or(Overflow)?;
             h.equity_maint = h.equity_maint.checked_add(v.upnl_maint).ok_or(Overflow)?;
             h.im = h.im.checked_add(v.im).ok_or(Overflow)?;
@@ -356,8 +363,10 @@ impl State {
     }
 
     /// The maintenance figures of a bucket as it is: the same numbers as the matching fields of
-    /// [`State::bucket_health`], without the initial terms and order margin.
-    pub fn bucket_maint(&self, bucket: &Bucket) -> Result<MaintHealth, Overflow> {
+    /// [`State::bucket_health`], without the initial terms and order margin, computed afresh
+    /// (apart from the positions' memo, which is keyed by everything it reads);
+    /// [`State::bucket_maint`] remembers them.
+    pub fn bucket_maint_plain(&self, bucket: &Bucket) -> Result<MaintHealth, Overflow> {
         let mut h = MaintHealth::default();
         for (i, b) in bucket.balances.iter().enumerate() {
             if b.0 != 0 {
@@ -365,21 +374,13 @@ impl State {
                 h.equity_maint = h.equity_maint.checked_add(m).ok_or(Overflow)?;
             }
         }
-        for pos in bucket.positions.iter().filter(|p| !p.size.is_zero()) {
-            let (upnl_maint, mm, le) = self.position_maint(pos)?;
-            h.equity_maint = h.equity_maint.checked_add(upnl_maint).ok_or(Overflow)?;
-            h.mm = h.mm.checked_add(mm).ok_or(Overflow)?;
-            h.le = h.le.checked_add(le).ok_or(Overflow)?;
+        for i in 0..bucket.positions.len() {
+            let v = self.position_value_at(bucket, i)?;
+            h.equity_maint = h.equity_maint.checked_add(v.upnl_maint).ok_or(Overflow)?;
+            h.mm = h.mm.checked_add(v.mm).ok_or(Overflow)?;
+            h.le = h.le.checked_add(v.le).ok_or(Overflow)?;
         }
         Ok(h)
-    }
-
-    /// (upnl_maint, mm, le) of one position: the terms [`State::position_value`] gives them.
-    fn position_maint(&self, pos: &Position) -> Result<(i128, i128, i128), Overflow> {
-        let qd = self.quote_decimals();
-        let (u, n) = self.upnl_and_notional(pos)?;
-        let (ti, tm) = self.tiered_both(pos.market, n)?;
-        Ok((u.floor(qd)?, tm.ceil(qd)?, ti.plus(tm)?.half()?.ceil(qd)?))
     }
 
     fn add_collateral(
@@ -437,24 +438,9 @@ impl State {
         Ok(total)
     }
 
-    /// equity_maint alone (collateral and PnL maintenance terms), cheaper than the full figures
-    /// where requirements are not needed (ADL ranking).
+    /// equity_maint alone (collateral and PnL maintenance terms), as ADL ranks by it.
     pub fn equity_maint(&self, bucket: &Bucket) -> Result<i128, Overflow> {
-        let mut total: i128 = 0;
-        for (i, b) in bucket.balances.iter().enumerate() {
-            if b.0 != 0 {
-                total = total
-                    .checked_add(self.collateral_maint(AssetId(i as u16), *b)?)
-                    .ok_or(Overflow)?;
-            }
-        }
-        let qd = self.quote_decimals();
-        for p in &bucket.positions {
-            total = total
-                .checked_add(self.upnl_exact(p)?.floor(qd)?)
-                .ok_or(Overflow)?;
-        }
-        Ok(total)
+        Ok(self.bucket_maint(bucket)?.equity_maint)
     }
 
     /// The largest `margin_call` ratio of the bucket's markets (None without positions).

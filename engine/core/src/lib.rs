@@ -25,6 +25,7 @@ pub mod ids;
 pub mod invariants;
 pub mod limits;
 mod liquidation;
+pub mod memo;
 pub mod num;
 pub mod oracle;
 pub mod ordered;

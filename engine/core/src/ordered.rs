@@ -160,6 +160,34 @@ impl<K: Ord + Copy> OrderedSet<K> {
         self.spare.push(next);
     }
 
+    /// Replaces the contents with `keys`, which must be strictly increasing: blocks filled to
+    /// three quarters (room for inserts before the first split), in O(n) instead of n inserts.
+    pub fn rebuild_sorted(&mut self, keys: &[K]) {
+        debug_assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "keys strictly increasing"
+        );
+        self.clear();
+        for chunk in keys.chunks(BLOCK_CAP * 3 / 4) {
+            let mut block = self.fresh_block();
+            block.extend_from_slice(chunk);
+            self.lasts.push(chunk[chunk.len() - 1]);
+            self.blocks.push(block);
+        }
+        self.len = keys.len();
+    }
+
+    /// Calls `f` on the keys in order until it returns false.
+    pub fn for_each_until(&self, mut f: impl FnMut(&K) -> bool) {
+        for block in &self.blocks {
+            for k in block {
+                if !f(k) {
+                    return;
+                }
+            }
+        }
+    }
+
     /// Calls `f` on every key, in order.
     pub fn for_each(&self, mut f: impl FnMut(&K)) {
         for block in &self.blocks {
@@ -287,6 +315,23 @@ mod tests {
             prop_assert_eq!(a.contains(&probe), b.contains(&probe));
             prop_assert_eq!(a.first(), b.first().copied());
             a.check();
+            let mut until = Vec::new();
+            a.for_each_until(|k| {
+                until.push(*k);
+                *k < probe
+            });
+            let mut expect: Vec<u16> = b.range(..probe).copied().collect();
+            expect.extend(b.range(probe..).next());
+            prop_assert_eq!(until, expect);
+            // Rebuilt from its own keys, then changed again: still a set like the BTreeSet.
+            let keys = a.to_vec();
+            a.rebuild_sorted(&keys);
+            a.check();
+            prop_assert_eq!(a.to_vec(), keys);
+            prop_assert_eq!(a.insert(probe), b.insert(probe));
+            prop_assert_eq!(a.remove(&(probe / 2)), b.remove(&(probe / 2)));
+            a.check();
+            prop_assert_eq!(a.to_vec(), b.iter().copied().collect::<Vec<_>>());
             Ok(())
         }
     }

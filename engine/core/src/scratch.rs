@@ -7,6 +7,7 @@ use crate::account::Slot;
 use crate::health::MaintHealth;
 use crate::ids::{AccountId, AssetId, MarketId};
 use crate::num::{Lots, Native};
+use crate::ordered::OrderedSet;
 use ethnum::I256;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -42,31 +43,87 @@ pub(crate) struct Counterparty {
 
 /// upnl / equity descending (equities are positive), then (account, bucket).
 pub(crate) fn rank_order(a: &Counterparty, b: &Counterparty) -> Ordering {
-    let lhs = I256::from(a.upnl) * I256::from(b.equity);
-    let rhs = I256::from(b.upnl) * I256::from(a.equity);
-    match rhs.cmp(&lhs) {
-        Ordering::Equal => a.key.cmp(&b.key),
-        o => o,
+    // Cross-multiplied to stay exact; i128 products unless they could overflow.
+    let by_ratio = match (a.upnl.checked_mul(b.equity), b.upnl.checked_mul(a.equity)) {
+        (Some(lhs), Some(rhs)) => rhs.cmp(&lhs),
+        _ => (I256::from(b.upnl) * I256::from(a.equity))
+            .cmp(&(I256::from(a.upnl) * I256::from(b.equity))),
+    };
+    by_ratio.then_with(|| a.key.cmp(&b.key))
+}
+
+/// A counterparty ordered by [`rank_order`], best first (an ordered-set key).
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub(crate) struct Ranked(pub(crate) Counterparty);
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Ranked) -> Ordering {
+        rank_order(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Ranked) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Ranked) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
+
+/// One (market, side) ranking, kept until an event moves valuations.
+#[derive(Clone, Debug)]
+pub(crate) struct Ranking {
+    /// (market, sign of the counterparties' positions).
+    pub(crate) key: (MarketId, i64),
+    /// The ranked positions, best first.
+    pub(crate) ranked: OrderedSet<Ranked>,
+    /// The figures each bucket is ranked with now, by bucket (None: not on this side), so that
+    /// a changed bucket's old entry can be found and replaced.
+    pub(crate) by_bucket: Vec<((AccountId, Slot), Option<Counterparty>)>,
+    /// How much of the cache's log of changed buckets this ranking has taken in.
+    pub(crate) seen: usize,
+}
+
+impl Default for Ranking {
+    fn default() -> Ranking {
+        Ranking {
+            key: (MarketId(0), 0),
+            ranked: OrderedSet::default(),
+            by_bucket: Vec::new(),
+            seen: 0,
+        }
     }
 }
 
 /// Rankings made since the last event that moved valuations, and the buckets changed since.
 ///
-/// The vectors outlive the rankings (only `live` is reset) so that a backstop in a warmed-up
-/// engine does not allocate.
+/// A ranking takes in the changed buckets only when it is used (each change costs a lookup
+/// and at most one valuation, O(log n)), so a backstop's cost does not grow with the number
+/// of rankings kept. The rankings' buffers outlive them (only `live` is reset) so that a
+/// backstop in a warmed-up engine does not allocate.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AdlCache {
-    /// (market, sign of the counterparties' positions) -> ranking, best first; the first
-    /// `live` entries belong to the current event, the rest are spare buffers.
-    pub(crate) lists: Vec<((MarketId, i64), Vec<Counterparty>)>,
+    /// The first `live` rankings belong to the current valuations, the rest are spare buffers.
+    pub(crate) rankings: Vec<Ranking>,
     pub(crate) live: usize,
+    /// Buckets changed since the rankings were made, in order of change (repeats allowed).
     pub(crate) stale: Vec<(AccountId, Slot)>,
     /// The counterparties chosen for the close in progress.
     pub(crate) chosen: Vec<Counterparty>,
+    /// The figures of a ranking being built.
+    pub(crate) build: Vec<Ranked>,
 }
 
-/// Changed buckets kept for re-ranking before the rankings are dropped instead.
-const STALE_MAX: usize = 1024;
+/// Changed buckets logged before the rankings are dropped instead (a fresh ranking is then
+/// cheaper than taking the changes in one by one, and the log stays bounded).
+const STALE_MAX: usize = 8192;
 
 impl AdlCache {
     /// Forgets every ranking (when an event may move prices, funding or parameters).
@@ -75,8 +132,7 @@ impl AdlCache {
         self.stale.clear();
     }
 
-    /// Notes a changed bucket, if any ranking is kept. Past `STALE_MAX` changed buckets a
-    /// fresh ranking is cheaper than re-ranking them one by one, and the list stays bounded.
+    /// Notes a changed bucket, if any ranking is kept.
     pub(crate) fn touched(&mut self, account: AccountId, slot: Slot) {
         if self.live == 0 {
             return;
@@ -88,19 +144,22 @@ impl AdlCache {
         self.stale.push((account, slot));
     }
 
-    /// The index of the ranking for (market, side), if this event made one.
+    /// The index of the ranking for (market, side), if one is kept.
     pub(crate) fn find(&self, key: (MarketId, i64)) -> Option<usize> {
-        self.lists[..self.live].iter().position(|l| l.0 == key)
+        self.rankings[..self.live].iter().position(|r| r.key == key)
     }
 
-    /// A cleared buffer for a new ranking under `key`, and its index.
+    /// A cleared ranking for `key` (up to date with the log), and its index.
     pub(crate) fn claim(&mut self, key: (MarketId, i64)) -> usize {
-        if self.live == self.lists.len() {
-            self.lists.push((key, Vec::new()));
+        if self.live == self.rankings.len() {
+            self.rankings.push(Ranking::default());
         }
-        let entry = &mut self.lists[self.live];
-        entry.0 = key;
-        entry.1.clear();
+        let seen = self.stale.len();
+        let r = &mut self.rankings[self.live];
+        r.key = key;
+        r.ranked.clear();
+        r.by_bucket.clear();
+        r.seen = seen;
         self.live += 1;
         self.live - 1
     }

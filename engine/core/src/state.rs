@@ -93,6 +93,14 @@ pub struct State {
     /// caches key on it; not persisted).
     #[rkyv(with = rkyv::with::Skip)]
     pub venue_epoch: u64,
+    /// Bumped on every change of an index, a funding index or a dynamic-margin factor (the
+    /// buckets' memoized sums key on it; not persisted).
+    #[rkyv(with = rkyv::with::Skip)]
+    pub price_epoch: u64,
+    /// Values every position afresh instead of through the buckets' valuation memos (the
+    /// naive mode's oracle; not persisted).
+    #[rkyv(with = rkyv::with::Skip)]
+    pub plain_valuation: bool,
     /// The conservation ledger, kept by every primitive that moves value: per asset, what the
     /// venue holds (balances, position quotes, funds, pools); per market, the sum of sizes.
     #[rkyv(with = rkyv::with::Skip)]
@@ -194,8 +202,13 @@ impl State {
         self.account_pos(id).map(|i| &self.accounts[i])
     }
 
+    /// The account, handed out for change: its buckets forget their memoized sums.
     pub fn account_mut(&mut self, id: AccountId) -> Option<&mut Account> {
-        self.account_pos(id).map(move |i| &mut self.accounts[i])
+        self.account_pos(id).map(move |i| {
+            let acc = &mut self.accounts[i];
+            acc.forget_sums();
+            acc
+        })
     }
 
     /// The account, created empty if it does not exist yet.
@@ -209,7 +222,14 @@ impl State {
                 i
             }
         };
-        &mut self.accounts[i]
+        let acc = &mut self.accounts[i];
+        acc.forget_sums();
+        acc
+    }
+
+    /// Notes that an index, a funding index or a dynamic-margin factor moved.
+    pub(crate) fn moved_prices(&mut self) {
+        self.price_epoch += 1;
     }
 
     pub fn bucket(&self, id: AccountId, slot: Slot) -> Option<&Bucket> {

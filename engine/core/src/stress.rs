@@ -63,6 +63,8 @@ pub fn run(state: &State, shocks: &[Shock], vol_mult: Ratio) -> Result<StressRes
             m.fraction_scale = scaled;
         }
     }
+    // The copy's memoized bucket sums are of the unshocked prices.
+    s.moved_prices();
     let qd = s.quote_decimals();
     let mut total_deficit: i128 = 0;
     let (mut breached, mut bankrupt, mut buckets) = (0usize, 0usize, 0usize);

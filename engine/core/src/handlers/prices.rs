@@ -44,6 +44,10 @@ impl Engine {
         let Some(index) = update.index else {
             return Ok(()); // too few fresh sources: the index keeps its last value
         };
+        if before != Some(index) {
+            // Before anything values a bucket at the new index.
+            self.state.moved_prices();
+        }
         for (src, p) in update.outliers() {
             self.emit(Body::OracleOutlier {
                 asset: cfg.name,
@@ -94,6 +98,7 @@ impl Engine {
                 )
             })?;
         self.state.markets[id.index()].funding_index = next;
+        self.state.moved_prices();
         let scale = self.state.funding_scale(id);
         let ps = self.state.venue.asset(base).price_scale;
         self.emit(Body::Funding {

@@ -112,6 +112,8 @@ impl Engine {
                     self.state.assets[id.index()].oracle.resize(cfg);
                 }
                 self.state.venue.assets[id.index()] = next;
+                // Valuations key on the epoch (the memo, band rates): move it with the change.
+                self.state.venue_epoch += 1;
                 self.moved_assets.push(id);
                 self.push_markets_on(id);
             }

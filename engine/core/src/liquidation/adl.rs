@@ -15,8 +15,7 @@ use crate::engine::Engine;
 use crate::ids::{AccountId, MarketId, Side};
 use crate::num::Lots;
 use crate::record::{Body, Num};
-use crate::scratch::{rank_order, Counterparty};
-use std::cmp::Ordering;
+use crate::scratch::{Counterparty, Ranked};
 
 impl Engine {
     /// Closes the bucket's position in `market` for `notional` quote against counterparties.
@@ -99,29 +98,23 @@ impl Engine {
             // The reference: rank everything afresh each time.
             self.adl.clear();
         }
-        self.refresh_rankings();
-        let pos = match self.adl.find((market, side)) {
-            Some(i) => i,
-            None => {
-                let i = self.adl.claim((market, side));
-                let mut list = std::mem::take(&mut self.adl.lists[i].1);
-                self.rank_all(market, side, &mut list);
-                self.adl.lists[i].1 = list;
+        let at = match self.adl.find((market, side)) {
+            Some(i) => {
+                self.refresh_ranking(i);
                 i
             }
+            None => self.rank_all(market, side),
         };
         let mut need = i128::from(size.0.unsigned_abs());
         chosen.clear();
-        for cp in &self.adl.lists[pos].1 {
-            if need <= 0 {
-                break;
+        self.adl.rankings[at].ranked.for_each_until(|r| {
+            let cp = r.0;
+            if (cp.account, cp.slot) != (account, slot) {
+                need -= i128::from(cp.size.0.unsigned_abs());
+                chosen.push(cp);
             }
-            if (cp.account, cp.slot) == (account, slot) {
-                continue;
-            }
-            need -= i128::from(cp.size.0.unsigned_abs());
-            chosen.push(*cp);
-        }
+            need > 0
+        });
     }
 
     /// The ranking figures of one bucket's position in `market` on side `side`, if it has one.
@@ -133,13 +126,18 @@ impl Engine {
         side: i64,
     ) -> Option<Counterparty> {
         let bucket = self.state.bucket(account, slot)?;
-        let pos = bucket.position(market)?;
+        let i = bucket
+            .positions
+            .binary_search_by_key(&market, |p| p.market)
+            .ok()?;
+        let pos = &bucket.positions[i];
         if pos.size.signum() != side {
             return None;
         }
-        let qd = self.state.quote_decimals();
         let (Ok(upnl), Ok(equity)) = (
-            self.state.upnl_exact(pos).and_then(|u| u.floor(qd)),
+            self.state
+                .position_value_at(bucket, i)
+                .map(|v| v.upnl_maint),
             self.state.equity_maint(bucket),
         ) else {
             debug_assert!(false, "ranking valuation overflow");
@@ -155,37 +153,51 @@ impl Engine {
         })
     }
 
-    /// Every position on `side` of `market`, ranked, into `out`.
-    fn rank_all(&self, market: MarketId, side: i64, out: &mut Vec<Counterparty>) {
-        out.clear();
+    /// Ranks every position on `side` of `market` into a new kept ranking; its index.
+    fn rank_all(&mut self, market: MarketId, side: i64) -> usize {
+        let at = self.adl.claim((market, side));
+        let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
+        let mut build = std::mem::take(&mut self.adl.build);
+        build.clear();
+        // Holders come in bucket order, so `by_bucket` is sorted as it is filled.
         self.state.markets[market.index()]
             .holders
-            .for_each(|&(acc, s)| out.extend(self.counterparty(acc, s, market, side)));
+            .for_each(|&(acc, s)| {
+                let cp = self.counterparty(acc, s, market, side);
+                ranking.by_bucket.push(((acc, s), cp));
+                build.extend(cp.map(Ranked));
+            });
         // rank_order ends on the unique (account, bucket) key, so an unstable sort is exact
         // and does not allocate.
-        out.sort_unstable_by(rank_order);
+        build.sort_unstable();
+        ranking.ranked.rebuild_sorted(&build);
+        self.adl.rankings[at] = ranking;
+        self.adl.build = build;
+        at
     }
 
-    /// Re-ranks, in every kept ranking, the buckets that changed since it was made.
-    fn refresh_rankings(&mut self) {
-        if self.adl.stale.is_empty() {
-            return;
-        }
-        let mut stale = std::mem::take(&mut self.adl.stale);
-        stale.sort_unstable();
-        stale.dedup();
-        let mut lists = std::mem::take(&mut self.adl.lists);
-        for ((market, side), list) in &mut lists[..self.adl.live] {
-            list.retain(|cp| stale.binary_search(&(cp.account, cp.slot)).is_err());
-            for &(acc, slot) in &stale {
-                if let Some(cp) = self.counterparty(acc, slot, *market, *side) {
-                    let at = list.partition_point(|x| rank_order(x, &cp) == Ordering::Less);
-                    list.insert(at, cp);
+    /// Takes the buckets changed since ranking `at` last looked into it: each one's old entry
+    /// is replaced by its figures now (or dropped, when it left the side).
+    fn refresh_ranking(&mut self, at: usize) {
+        let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
+        let (market, side) = ranking.key;
+        for &bucket in &self.adl.stale[ranking.seen..] {
+            let now = self.counterparty(bucket.0, bucket.1, market, side);
+            match ranking.by_bucket.binary_search_by(|e| e.0.cmp(&bucket)) {
+                Ok(i) => {
+                    if let Some(old) = ranking.by_bucket[i].1 {
+                        ranking.ranked.remove(&Ranked(old));
+                    }
+                    ranking.by_bucket[i].1 = now;
                 }
+                Err(_) if now.is_none() => continue,
+                Err(i) => ranking.by_bucket.insert(i, (bucket, now)),
+            }
+            if let Some(cp) = now {
+                ranking.ranked.insert(Ranked(cp));
             }
         }
-        self.adl.lists = lists;
-        stale.clear();
-        self.adl.stale = stale;
+        ranking.seen = self.adl.stale.len();
+        self.adl.rankings[at] = ranking;
     }
 }
