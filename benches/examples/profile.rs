@@ -57,7 +57,7 @@ fn main() {
                 input.event.type_name(),
                 kinds.join(", "),
             ));
-            slowest.sort_by(|a, b| b.0.cmp(&a.0));
+            slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
             slowest.truncate(8);
         }
         *visits.entry(input.event.type_name()).or_insert(0) += engine.visits - v0;

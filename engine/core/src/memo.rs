@@ -58,12 +58,12 @@ pub struct ValuationMemo {
     sums: Cell<Option<Sums>>,
 }
 
+/// A copy starts empty: what a bucket remembers is derived, and copies of the state (snapshots,
+/// the live view, stress runs) are made on the sequencer thread, where an allocation per
+/// bucket would cost more than the copy's first valuations.
 impl Clone for ValuationMemo {
     fn clone(&self) -> ValuationMemo {
-        ValuationMemo {
-            entries: RefCell::new(self.entries.borrow().clone()),
-            sums: self.sums.clone(),
-        }
+        ValuationMemo::default()
     }
 }
 

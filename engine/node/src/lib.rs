@@ -6,6 +6,7 @@
 
 pub mod demo;
 pub mod lines;
+pub mod live;
 pub mod pipeline;
 pub mod run;
 pub mod server;

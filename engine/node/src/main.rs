@@ -88,6 +88,15 @@ enum Command {
         /// Stats lines as JSON.
         #[arg(long)]
         json_stats: bool,
+        /// Serve the live view (Prometheus /metrics, /healthz, /readyz, the JSON API and the
+        /// dashboard) on this address; off unless given. Use a loopback address unless the
+        /// network in front of it is trusted: /metrics and the page are public.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// Milliseconds between the state views the sequencer hands the HTTP side (each is
+        /// one clone of the state on the sequencer thread).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+        http_refresh_ms: u64,
         #[command(flatten)]
         pipeline: PipelineArgs,
     },
@@ -292,6 +301,8 @@ fn main() -> ExitCode {
             idle_timeout_secs,
             stats_secs,
             json_stats,
+            http,
+            http_refresh_ms,
             pipeline,
         } => {
             let (token, admin_token, subscribe_token) = match tokens.resolve() {
@@ -308,6 +319,8 @@ fn main() -> ExitCode {
                 idle_timeout: std::time::Duration::from_secs(idle_timeout_secs),
                 stats_secs,
                 json_stats,
+                http,
+                http_refresh: std::time::Duration::from_millis(http_refresh_ms),
                 ..ServeConfig::new(listen)
             };
             if let Err(e) = cfg.check() {

@@ -57,6 +57,8 @@ pub struct PipelineConfig {
     /// Journaled inputs the operator orders skipped (`--skip-input`): each must be journaled
     /// and have no output yet; they are added to the directory's `SKIPPED` list for good.
     pub skip_inputs: Vec<u64>,
+    /// The live view's feed (`serve --http`): state clones and latency for the HTTP threads.
+    pub view: Option<crate::live::ViewFeed>,
 }
 
 /// Fault plans for the two logs of a data directory; none in production.
@@ -81,6 +83,7 @@ impl PipelineConfig {
             scan: ScanMode::Indexed,
             faults: StorageFaults::default(),
             skip_inputs: Vec::new(),
+            view: None,
         }
     }
 }
@@ -174,6 +177,8 @@ enum Unjournaled {
 /// One applied item, pointing into its batch's record buffer.
 struct Applied {
     seq: u64,
+    /// The event's type name ("" for an item that is not an event).
+    event_type: &'static str,
     origin: Origin,
     sent_ns: u64,
     records: (u32, u32),
@@ -206,6 +211,8 @@ pub struct Counters {
     /// there; ingress refuses new items at once; the process must exit and be restarted,
     /// possibly with `--skip-input SEQ`.
     pub sequencer_died_at: AtomicU64,
+    /// The publisher stopped on an error (the output log failed): nothing more is released.
+    pub publisher_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Counters {
@@ -309,6 +316,8 @@ impl Pipeline {
                 })
                 .map_err(|e| e.to_string())?
         };
+        let live = cfg.view.as_ref().map(|v| v.live.clone());
+        let view = cfg.view.clone();
         let sequencer = {
             let c = counters.clone();
             let engine = opened.engine;
@@ -324,6 +333,7 @@ impl Pipeline {
                         recycle_out_rx,
                         every,
                         snapshots,
+                        view,
                         &c,
                     )
                 })
@@ -337,7 +347,9 @@ impl Pipeline {
             let release = cfg.release_after_durable || cfg.durability != Durability::None;
             std::thread::Builder::new()
                 .name("publisher".into())
-                .spawn(move || publish_stage(output, pub_rx, recycle_out_tx, sink, release, &c))
+                .spawn(move || {
+                    publish_stage(output, pub_rx, recycle_out_tx, sink, release, live, &c)
+                })
                 .map_err(|e| e.to_string())?
         };
         Ok(Pipeline {
@@ -542,8 +554,28 @@ fn sequencer_stage(
     recycled_out: Receiver<OutBatch>,
     (snapshot_every, snapshots_kept): (u64, usize),
     snapshot_dir: std::path::PathBuf,
+    view: Option<crate::live::ViewFeed>,
     c: &Counters,
 ) -> Engine {
+    // The live view: a state clone now (recovery published everything) and every `every`.
+    let mut last_view = Instant::now();
+    let mut view_seq = engine.state.input_seq;
+    let mut service = crate::live::new_histogram();
+    if let Some(v) = &view {
+        let _ = v.tx.try_send(Box::new(engine.state.clone()));
+    }
+    // Hands the view a clone when `every` has passed and the state moved (never waiting).
+    let mut offer_view = |engine: &Engine, view: &Option<crate::live::ViewFeed>| {
+        let Some(v) = view else { return };
+        if last_view.elapsed() < v.every || engine.state.input_seq == view_seq {
+            return;
+        }
+        // A full channel means the last clone was not taken yet: skip this one.
+        if v.tx.is_empty() && v.tx.try_send(Box::new(engine.state.clone())).is_ok() {
+            view_seq = engine.state.input_seq;
+        }
+        last_view = Instant::now();
+    };
     let (snap_tx, snap_rx) = bounded::<margin_engine::state::State>(1);
     let snapshotter = std::thread::Builder::new()
         .name("snapshots".into())
@@ -562,16 +594,37 @@ fn sequencer_stage(
             c.snapshots.fetch_add(1, Ordering::Relaxed);
         }
     };
-    'run: while let Ok(msg) = rx.recv() {
+    'run: loop {
+        let msg = match &view {
+            // With a live view, wake up when idle too, so the view catches up with the state.
+            Some(v) => match rx.recv_timeout(v.every) {
+                Ok(msg) => msg,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    offer_view(&engine, &view);
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(msg) => msg,
+                Err(_) => break,
+            },
+        };
         match msg {
             ToSequencer::Items(mut items) => {
                 let mut out = recycled_out.try_recv().unwrap_or_default();
                 for s in items.drain(..) {
                     let start = out.records.len() as u32;
+                    let mut event_type = "";
                     let unjournaled = match s.item.kind {
                         ItemKind::Event(input) => {
+                            event_type = input.event.type_name();
+                            let t = view.as_ref().map(|_| Instant::now());
                             if !apply_guarded(&mut engine, &input, s.seq, &mut out.records, c) {
                                 break 'run;
+                            }
+                            if let Some(t) = t {
+                                let _ = service.record((t.elapsed().as_nanos() as u64).max(1));
                             }
                             debug_assert_eq!(
                                 engine.state.input_seq, s.seq,
@@ -589,6 +642,7 @@ fn sequencer_stage(
                     };
                     out.items.push(Applied {
                         seq: s.seq,
+                        event_type,
                         origin: s.item.origin,
                         sent_ns: s.item.sent_ns,
                         records: (start, out.records.len() as u32),
@@ -597,6 +651,12 @@ fn sequencer_stage(
                 }
                 let _ = recycle_seqd.try_send(items);
                 c.applied.store(engine.state.input_seq, Ordering::Relaxed);
+                if let Some(v) = &view {
+                    if v.live.add_service(&service) {
+                        service.reset();
+                    }
+                }
+                offer_view(&engine, &view);
                 if to_pub.send(ToPublisher::Batch(out)).is_err() {
                     break;
                 }
@@ -697,10 +757,12 @@ fn publish_stage(
     recycle_out: Sender<OutBatch>,
     mut sink: Box<dyn Sink>,
     release_after_durable: bool,
+    live: Option<Arc<crate::live::LiveCounters>>,
     c: &Counters,
 ) -> Result<Writer, String> {
     let mut buf = AlignedVec::new();
     let mut batch_records: Vec<Record> = Vec::with_capacity(64);
+    let mut e2e = crate::live::new_histogram();
     let result = (|| -> Result<(), String> {
         while let Ok(msg) = rx.recv() {
             let ToPublisher::Batch(mut out) = msg else {
@@ -710,10 +772,16 @@ fn publish_stage(
                 match &a.unjournaled {
                     Some(Unjournaled::Malformed { line, detail }) => {
                         c.malformed.fetch_add(1, Ordering::Relaxed);
+                        if let Some(l) = &live {
+                            l.malformed.fetch_add(1, Ordering::Relaxed);
+                        }
                         sink.malformed(a.origin, *line, detail, a.sent_ns);
                         continue;
                     }
                     Some(Unjournaled::Refused { detail }) => {
+                        if let Some(l) = &live {
+                            l.refused.fetch_add(1, Ordering::Relaxed);
+                        }
                         sink.refused(a.origin, detail, a.sent_ns);
                         continue;
                     }
@@ -738,15 +806,27 @@ fn publish_stage(
                     return Err(format!("output log seq {seq} for input seq {}", a.seq));
                 }
                 c.published.store(a.seq, Ordering::Relaxed);
+                if let Some(l) = &live {
+                    l.count_input(a.event_type, records);
+                    let _ = e2e.record(now_ns().saturating_sub(a.sent_ns).max(1));
+                }
                 sink.applied(a.seq, a.origin, records, &buf, a.sent_ns);
             }
             out.records.clear();
             let _ = recycle_out.try_send(out);
+            if let Some(l) = &live {
+                if l.add_released(&e2e) {
+                    e2e.reset();
+                }
+            }
             sink.batch_done();
         }
         Ok(())
     })();
     sink.finish();
+    if result.is_err() {
+        c.publisher_failed.store(true, Ordering::Release);
+    }
     let synced = output.sync().map_err(|e| e.to_string());
     result.and(synced).map(|_| output)
 }

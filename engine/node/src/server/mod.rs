@@ -21,7 +21,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,11 +70,17 @@ pub struct ServeConfig {
     /// Seconds between stats lines on stderr (0: none).
     pub stats_secs: u64,
     pub json_stats: bool,
+    /// The live view's HTTP address (`--http`), off when None.
+    pub http: Option<SocketAddr>,
+    /// How often the sequencer hands the live view a state clone.
+    pub http_refresh: Duration,
 }
 
 impl ServeConfig {
     pub fn new(listen: SocketAddr) -> ServeConfig {
         ServeConfig {
+            http: None,
+            http_refresh: crate::live::http::REFRESH_DEFAULT,
             listen,
             max_connections: 1024,
             max_queued_bytes: 64 << 20,
@@ -152,7 +158,7 @@ impl ServeConfig {
 
 /// Compares two secrets in time that does not depend on where they differ (both are hashed,
 /// and the digests compared without an early exit).
-fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     let (x, y) = (blake3::hash(a.as_bytes()), blake3::hash(b.as_bytes()));
     let diff = x
         .as_bytes()
@@ -193,10 +199,19 @@ pub struct ServeSummary {
 /// Runs the service until `stop` is set (SIGINT/SIGTERM), then finishes the pipeline and exits.
 pub fn serve(
     cfg: ServeConfig,
-    pipeline: PipelineConfig,
+    mut pipeline: PipelineConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<ServeSummary, String> {
     cfg.check()?;
+    let live = Arc::new(crate::live::LiveCounters::default());
+    let (view_tx, view_rx) = crossbeam_channel::bounded(1);
+    if cfg.http.is_some() {
+        pipeline.view = Some(crate::live::ViewFeed {
+            tx: view_tx,
+            every: cfg.http_refresh,
+            live: live.clone(),
+        });
+    }
     let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
     let (tx, rx) = unbounded::<Delivery>();
@@ -210,6 +225,32 @@ pub fn serve(
     for line in pipe.recovery().lines(&data, journaled) {
         eprintln!("margin-engine: {line}");
     }
+    let shared = Arc::new(crate::live::http::Shared {
+        live: live.clone(),
+        counters: pipe.counters.clone(),
+        view: crate::live::view::StateView::new(view_rx),
+        read_tokens: match &cfg.subscribe_token {
+            None => Vec::new(),
+            Some(_) => [&cfg.subscribe_token, &cfg.token, &cfg.admin_token]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+        },
+        ingress_beat_ms: AtomicU64::new(now_ns() / 1_000_000),
+        stop: stop.clone(),
+    });
+    let _http = match cfg.http {
+        None => None,
+        Some(addr) => {
+            let view = crate::live::http::HttpView::start(addr, shared.clone())?;
+            eprintln!("margin-engine: live view on http://{}/", view.addr);
+            // Pipeline::start returned: recovery is done.
+            live.ready.store(true, Ordering::Release);
+            Some(view)
+        }
+    };
+    let mut last_roles = Instant::now();
     let mut listener =
         listen(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     poll.registry()
@@ -255,6 +296,13 @@ pub fn serve(
         io.deliver(&rx, &poll);
         io.sweep(&poll);
         stats.maybe_print(&pipe, &latency, io.conns.iter().flatten().count());
+        shared
+            .ingress_beat_ms
+            .store(now_ns() / 1_000_000, Ordering::Release);
+        if last_roles.elapsed() >= Duration::from_millis(100) {
+            io.count_roles(&live);
+            last_roles = Instant::now();
+        }
     }
     // Graceful stop: no more reads; every accepted event is applied, journaled and synced, and
     // the answers are written out as far as clients take them.
@@ -334,6 +382,17 @@ impl Published {
 }
 
 impl Io {
+    /// Publishes the count of connected clients by role for the live view.
+    fn count_roles(&self, live: &crate::live::LiveCounters) {
+        let mut n = [0u64; 4];
+        for c in self.conns.iter().flatten() {
+            n[c.role as usize] += 1;
+        }
+        for (slot, v) in live.clients.iter().zip(n) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
     fn accept(&mut self, listener: &mut TcpListener, poll: &Poll) {
         loop {
             let (mut stream, peer) = match listener.accept() {
