@@ -51,6 +51,17 @@ enum Command {
         #[arg(long)]
         account: Option<u64>,
     },
+    /// The live view's HTTP API and dashboard over a data directory's history (read-only):
+    /// the same routes as `margin-engine serve --http`, at the journal's end, or at any input
+    /// seq with `?at=SEQ` on every /api route. Stops on SIGINT/SIGTERM.
+    Serve {
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to serve on (loopback unless the network in front of it is trusted).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7481")]
+        http: std::net::SocketAddr,
+    },
     /// The input journal or the output log as JSON Lines.
     Export {
         /// The data directory.
@@ -149,6 +160,7 @@ fn main() -> ExitCode {
             from_snapshot,
         } => cmd_verify(&data, from_snapshot),
         Command::State { data, at, account } => cmd_state(&data, at, account),
+        Command::Serve { data, http } => cmd_serve(&data, http),
         Command::Export {
             data,
             log,
@@ -264,6 +276,45 @@ fn cmd_verify(data: &std::path::Path, from_snapshot: Option<u64>) -> ExitCode {
 fn engine_at(data: &std::path::Path, at: Option<u64>) -> Result<margin_engine::Engine, ExitCode> {
     let dir = data_dir(data)?;
     state_at(&dir, at.unwrap_or(u64::MAX), true).map_err(failed)
+}
+
+fn cmd_serve(data: &std::path::Path, http: std::net::SocketAddr) -> ExitCode {
+    let engine = match engine_at(data, None) {
+        Ok(e) => e,
+        Err(c) => return c,
+    };
+    let dir = match data_dir(data) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    let end = engine.state.input_seq;
+    let load = Box::new(move |seq: u64| {
+        if seq > end {
+            return Err(format!("the journal ends at seq {end}, before {seq}"));
+        }
+        state_at(&dir, seq, true).map(|e| e.state)
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            return failed(format!("cannot install signal handler: {e}"));
+        }
+    }
+    let view = match margin_node::live::http::serve_history(http, engine.state, load, stop.clone())
+    {
+        Ok(v) => v,
+        Err(e) => return usage(e),
+    };
+    eprintln!(
+        "margin-replay: serving {} (input seqs 1..={end}) on http://{}/",
+        data.display(),
+        view.addr
+    );
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(view);
+    ExitCode::SUCCESS
 }
 
 fn cmd_state(data: &std::path::Path, at: Option<u64>, account: Option<u64>) -> ExitCode {

@@ -73,6 +73,46 @@ impl Served {
             tcp: tcp.unwrap(),
             http: http.expect("the live view's address is printed before the TCP one"),
         }
+        .wait_ready()
+    }
+
+    /// `margin-replay serve` over a data directory.
+    fn replay(data: &Path) -> Served {
+        let mut child = Command::new(REPLAY)
+            .args(["serve", "--http", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn margin-replay serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let http = loop {
+            let line = lines
+                .next()
+                .expect("margin-replay printed its address")
+                .unwrap();
+            if let Some(at) = line.find("on http://") {
+                break line[at + "on http://".len()..]
+                    .trim_end_matches('/')
+                    .to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        Served {
+            child,
+            tcp: String::new(),
+            http,
+        }
+    }
+
+    /// Waits until /readyz answers 200 (recovery done, a state view published).
+    fn wait_ready(self) -> Served {
+        let start = Instant::now();
+        while self.get("/readyz").0 != 200 {
+            assert!(start.elapsed() < Duration::from_secs(30), "never ready");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self
     }
 
     /// (status, body) of a request with `method` on the live view.
@@ -181,8 +221,15 @@ fn expected_counts(sent: &str, answers: &[serde_json::Value]) -> BTreeMap<(Strin
 }
 
 fn replay_state(data: &Path, account: Option<u64>) -> serde_json::Value {
+    replay_state_at(data, None, account)
+}
+
+fn replay_state_at(data: &Path, at: Option<u64>, account: Option<u64>) -> serde_json::Value {
     let mut cmd = Command::new(REPLAY);
     cmd.args(["state", "--data"]).arg(data);
+    if let Some(seq) = at {
+        cmd.args(["--at", &seq.to_string()]);
+    }
     if let Some(a) = account {
         cmd.args(["--account", &a.to_string()]);
     }
@@ -319,6 +366,36 @@ fn metrics_count_what_was_sent_and_the_api_equals_margin_replay_state() {
     assert!(recent
         .iter()
         .any(|r| r["record"]["type"] == "liquidation_started"));
+
+    // margin-replay serve: the same routes over the history, at the end and at any seq.
+    let offline = Served::replay(&data);
+    let end = offline.json("/api/summary");
+    for field in [
+        "seq",
+        "insurance_fund",
+        "fee_pool",
+        "state_hash",
+        "accounts",
+    ] {
+        assert_eq!(end[field], summary[field], "{field} at the end");
+    }
+    for at in [120u64, 400, 569] {
+        let mut api = offline.json(&format!("/api/accounts/1?at={at}"));
+        assert_eq!(api["seq"], at);
+        api.as_object_mut().unwrap().remove("seq");
+        assert_eq!(
+            api,
+            replay_state_at(&data, Some(at), Some(1))["accounts"][0],
+            "at {at}"
+        );
+        let s = offline.json(&format!("/api/summary?at={at}"));
+        let replayed = replay_state_at(&data, Some(at), None);
+        assert_eq!(s["insurance_fund"], replayed["insurance_fund"]);
+    }
+    assert_eq!(offline.get("/api/summary?at=99999").0, 404);
+    assert_eq!(offline.get("/api/summary?at=x").0, 400);
+    assert_eq!(offline.get("/healthz").0, 200);
+    offline.stop();
 }
 
 #[test]

@@ -45,6 +45,42 @@ pub struct Shared {
     /// Milliseconds (monotonic) of the I/O thread's last loop.
     pub ingress_beat_ms: AtomicU64,
     pub stop: Arc<AtomicBool>,
+    /// The states of a journal at any seq (`margin-replay serve`: `?at=SEQ`); None live.
+    pub history: Option<History>,
+}
+
+/// Loads the state after any input seq of a data directory, remembering the last one.
+pub struct History {
+    pub load: Box<dyn Fn(u64) -> Result<margin_engine::state::State, String> + Send + Sync>,
+    last: std::sync::Mutex<Option<Box<margin_engine::state::State>>>,
+}
+
+impl History {
+    pub fn new(
+        load: Box<dyn Fn(u64) -> Result<margin_engine::state::State, String> + Send + Sync>,
+    ) -> History {
+        History {
+            load,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn with_state<R>(
+        &self,
+        seq: u64,
+        f: impl FnOnce(&mut margin_engine::state::State) -> Result<R, (u16, String)>,
+    ) -> Result<R, (u16, String)> {
+        let mut last = self
+            .last
+            .lock()
+            .map_err(|_| (500, "the history cache is poisoned".to_string()))?;
+        if last.as_ref().is_none_or(|s| s.input_seq != seq) {
+            let mut state = (self.load)(seq).map_err(|e| (404, e))?;
+            state.plain_valuation = true;
+            *last = Some(Box::new(state));
+        }
+        f(last.as_mut().expect("loaded above"))
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -263,6 +299,10 @@ fn failing_stage(sh: &Shared) -> Option<String> {
     if sh.counters.publisher_failed.load(Ordering::Acquire) {
         return Some("publisher: the output log failed; nothing more is released".into());
     }
+    if sh.history.is_some() {
+        // margin-replay serve: no pipeline behind it.
+        return None;
+    }
     let beat = sh.ingress_beat_ms.load(Ordering::Acquire);
     let now = crate::pipeline::now_ns() / 1_000_000;
     if now.saturating_sub(beat) > INGRESS_STALL_MS {
@@ -379,10 +419,22 @@ fn api(path: &str, query: &str, sh: &Shared) -> Answer {
                 _ => return Err((404, format!("no route /api/{path}"))),
             })
         };
-    let answer = if path == "liquidations" {
-        sh.view.with(compute)
-    } else {
-        sh.view.answer(&key, compute)
+    let answer = match query_param(query, "at") {
+        Some(at) => {
+            let Ok(at) = at.parse::<u64>() else {
+                return error(400, &format!("at={at:?} is not an input seq"));
+            };
+            match &sh.history {
+                Some(h) => Some(h.with_state(at, compute)),
+                None => Some(Err((
+                    400,
+                    "?at=SEQ is served by margin-replay serve (a live engine shows its latest seq)"
+                        .to_string(),
+                ))),
+            }
+        }
+        None if path == "liquidations" => sh.view.with(compute),
+        None => sh.view.answer(&key, compute),
     };
     match answer {
         None => error(503, "no state view yet (recovering)"),
@@ -401,3 +453,37 @@ fn api(path: &str, query: &str, sh: &Shared) -> Answer {
 
 /// How often the sequencer hands the view a state clone by default.
 pub const REFRESH_DEFAULT: Duration = Duration::from_millis(1000);
+
+/// Serves the live view's routes over a data directory's history (`margin-replay serve`):
+/// `state` is the journal's end (shown without `?at=`), `load` gives the state after any seq.
+/// Runs until `stop` is set.
+pub fn serve_history(
+    addr: std::net::SocketAddr,
+    state: margin_engine::state::State,
+    load: Box<dyn Fn(u64) -> Result<margin_engine::state::State, String> + Send + Sync>,
+    stop: Arc<AtomicBool>,
+) -> Result<HttpView, String> {
+    let counters = Arc::new(Counters::default());
+    for c in [
+        &counters.journaled,
+        &counters.durable_seq,
+        &counters.applied,
+        &counters.published,
+    ] {
+        c.store(state.input_seq, Ordering::Relaxed);
+    }
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let _ = tx.send(Box::new(state));
+    let live = Arc::new(LiveCounters::default());
+    live.ready.store(true, Ordering::Release);
+    let shared = Arc::new(Shared {
+        live,
+        counters,
+        view: StateView::new(rx),
+        read_tokens: Vec::new(),
+        ingress_beat_ms: AtomicU64::new(0),
+        stop,
+        history: Some(History::new(load)),
+    });
+    HttpView::start(addr, shared)
+}

@@ -123,7 +123,8 @@ struct RiskRow {
     health_ratio: String,
     liquidating: bool,
     /// Per driving asset: the index price at which the bucket's maintenance health would turn
-    /// negative, the other prices held (None: no such price within 0..100x the index).
+    /// negative, the other prices held ("breached": it is negative now; None: no such price
+    /// within 1 tick..100x the index).
     liquidation_prices: std::collections::BTreeMap<String, Option<String>>,
 }
 
@@ -212,17 +213,32 @@ fn liquidation_prices(
     for asset in assets {
         let cfg = state.venue.asset(asset);
         let (name, scale) = (cfg.name.to_string(), cfg.price_scale);
-        let price =
-            liquidation_price(state, id, slot, asset).map(|t| format_scaled(i128::from(t), scale));
+        let price = match liquidation_price(state, id, slot, asset) {
+            Some(Crossing::Breached) => Some("breached".to_string()),
+            Some(Crossing::At(t)) => Some(format_scaled(i128::from(t), scale)),
+            None => None,
+        };
         out.insert(name, price);
     }
     out
 }
 
+/// Where a bucket's maintenance health turns negative along one asset's price.
+enum Crossing {
+    /// It is negative already, at the index now.
+    Breached,
+    At(i64),
+}
+
 /// The index of `asset` nearest the current one at which the bucket's maintenance health turns
 /// negative, searching in the direction that lowers it (health is taken as monotone between
 /// the index and the end of the range, 1 tick or 100x).
-fn liquidation_price(state: &mut State, id: AccountId, slot: Slot, asset: AssetId) -> Option<i64> {
+fn liquidation_price(
+    state: &mut State,
+    id: AccountId,
+    slot: Slot,
+    asset: AssetId,
+) -> Option<Crossing> {
     let now = state.index(asset)?;
     let health_at = |state: &mut State, ticks: i64| -> Option<i128> {
         state.assets[asset.index()].oracle.index = Some(Ticks(ticks));
@@ -232,7 +248,7 @@ fn liquidation_price(state: &mut State, id: AccountId, slot: Slot, asset: AssetI
     };
     let here = health_at(state, now)?;
     if here < 0 {
-        return Some(now);
+        return Some(Crossing::Breached);
     }
     let step = (now / 100).max(1);
     let down = health_at(state, (now - step).max(1))?;
@@ -258,7 +274,7 @@ fn liquidation_price(state: &mut State, id: AccountId, slot: Slot, asset: AssetI
             bad = mid;
         }
     }
-    Some(bad)
+    Some(Crossing::At(bad))
 }
 
 /// Buckets in liquidation now (with when it started) and the recent liquidation records.

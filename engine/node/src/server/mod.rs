@@ -239,6 +239,7 @@ pub fn serve(
         },
         ingress_beat_ms: AtomicU64::new(now_ns() / 1_000_000),
         stop: stop.clone(),
+        history: None,
     });
     let _http = match cfg.http {
         None => None,
