@@ -55,6 +55,8 @@ pub struct Engine {
     pub scan: ScanMode,
     /// Buckets visited by liquidation passes since the engine was made (statistics only).
     pub visits: u64,
+    /// Holders valued to build ADL rankings since the engine was made (statistics only).
+    pub ranked: u64,
     /// Input seqs the operator ordered skipped (sorted; see [`Engine::apply_or_skip`]).
     pub skip_inputs: Vec<u64>,
 }
@@ -99,6 +101,7 @@ impl Engine {
             deferred: Default::default(),
             scan,
             visits: 0,
+            ranked: 0,
             skip_inputs: Vec::new(),
         };
         engine.rebuild_bands();

@@ -159,6 +159,7 @@ impl Engine {
         let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
         let mut build = std::mem::take(&mut self.adl.build);
         build.clear();
+        self.ranked += self.state.markets[market.index()].holders.len() as u64;
         // Holders come in bucket order, so `by_bucket` is sorted as it is filled.
         self.state.markets[market.index()]
             .holders
