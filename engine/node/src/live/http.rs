@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `GET /metrics` | public | OpenMetrics text |
 //! | `GET /healthz` | public | 200 `ok`, or 503 naming the failing stage |
-//! | `GET /readyz` | public | 200 once recovery finished and a state view is published, else 503 |
+//! | `GET /readyz` | public | 200 once recovery finished and a state view is published, else 503 (served during recovery too) |
 //! | `GET /` | public | the dashboard page (static; it reads the API with the token it is given) |
 //! | `GET /api/summary`, `/api/markets`, `/api/accounts/{id}`, `/api/risk?limit=N`, `/api/liquidations`, `/api/stats` | token (when the service has one) | JSON |
 //!
@@ -299,8 +299,9 @@ fn failing_stage(sh: &Shared) -> Option<String> {
     if sh.counters.publisher_failed.load(Ordering::Acquire) {
         return Some("publisher: the output log failed; nothing more is released".into());
     }
-    if sh.history.is_some() {
-        // margin-replay serve: no pipeline behind it.
+    if sh.history.is_some() || !sh.live.ready.load(Ordering::Acquire) {
+        // margin-replay serve has no pipeline behind it; during recovery the I/O thread has
+        // not started (recovering is not failing: /readyz says it).
         return None;
     }
     let beat = sh.ingress_beat_ms.load(Ordering::Acquire);

@@ -59,6 +59,8 @@ pub struct PipelineConfig {
     pub skip_inputs: Vec<u64>,
     /// The live view's feed (`serve --http`): state clones and latency for the HTTP threads.
     pub view: Option<crate::live::ViewFeed>,
+    /// Counters made by the caller (the live view reads them during recovery already).
+    pub counters: Option<Arc<Counters>>,
 }
 
 /// Fault plans for the two logs of a data directory; none in production.
@@ -84,6 +86,7 @@ impl PipelineConfig {
             faults: StorageFaults::default(),
             skip_inputs: Vec::new(),
             view: None,
+            counters: None,
         }
     }
 }
@@ -277,7 +280,7 @@ impl Pipeline {
         let lock = dir.lock()?;
         dir.check_format()?;
         let opened = recovery::open(&dir, &cfg)?;
-        let counters = Arc::new(Counters::default());
+        let counters = cfg.counters.clone().unwrap_or_default();
         counters
             .journaled
             .store(opened.input.last_seq(), Ordering::Relaxed);

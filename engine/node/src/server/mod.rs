@@ -220,14 +220,12 @@ pub fn serve(
     let sink = sink::ServerSink::new(tx, waker.clone(), latency.clone(), published.clone());
     let output_dir = pipeline.data.join("output");
     let data = pipeline.data.clone();
-    let mut pipe = Pipeline::start(pipeline, Box::new(sink))?;
-    let journaled = pipe.counters.journaled.load(Ordering::Relaxed);
-    for line in pipe.recovery().lines(&data, journaled) {
-        eprintln!("margin-engine: {line}");
-    }
+    // The live view starts before recovery, so that /healthz and /readyz answer during it.
+    let counters = Arc::new(crate::pipeline::Counters::default());
+    pipeline.counters = Some(counters.clone());
     let shared = Arc::new(crate::live::http::Shared {
         live: live.clone(),
-        counters: pipe.counters.clone(),
+        counters,
         view: crate::live::view::StateView::new(view_rx),
         read_tokens: match &cfg.subscribe_token {
             None => Vec::new(),
@@ -246,11 +244,19 @@ pub fn serve(
         Some(addr) => {
             let view = crate::live::http::HttpView::start(addr, shared.clone())?;
             eprintln!("margin-engine: live view on http://{}/", view.addr);
-            // Pipeline::start returned: recovery is done.
-            live.ready.store(true, Ordering::Release);
             Some(view)
         }
     };
+    let mut pipe = Pipeline::start(pipeline, Box::new(sink))?;
+    // Pipeline::start returned: recovery is done.
+    live.ready.store(true, Ordering::Release);
+    shared
+        .ingress_beat_ms
+        .store(now_ns() / 1_000_000, Ordering::Release);
+    let journaled = pipe.counters.journaled.load(Ordering::Relaxed);
+    for line in pipe.recovery().lines(&data, journaled) {
+        eprintln!("margin-engine: {line}");
+    }
     let mut last_roles = Instant::now();
     let mut listener =
         listen(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
