@@ -3,23 +3,11 @@
 //! `margin-replay audit --report`, runs it with a virtual-time budget and dumps the DOM. The page
 //! must render without console errors and show the figures of `report.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-const REPLAY: &str = env!("CARGO_BIN_EXE_margin-replay");
-
-fn chromium() -> PathBuf {
-    for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("this test needs Debian's chromium (apt-get install chromium; .ci/run installs it)");
-}
-
-fn engine_bin() -> PathBuf {
-    Path::new(REPLAY).with_file_name("margin-engine")
-}
+mod common;
+use common::{engine_bin, REPLAY};
 
 #[test]
 fn the_audit_page_renders_in_chromium_and_shows_the_reports_figures() {
@@ -47,34 +35,11 @@ fn the_audit_page_renders_in_chromium_and_shows_the_reports_figures() {
         serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
             .unwrap();
 
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=2000",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", report.join("index.html").display()))
-        .output()
-        .expect("run chromium");
-    assert!(out.status.success(), "chromium failed");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
-    for bad in ["Uncaught", ":CONSOLE", "SyntaxError"] {
-        assert!(!log.contains(bad), "the page logged {bad}: {log}");
-    }
+    let dom = common::rendered_dom(
+        &format!("file://{}", report.join("index.html").display()),
+        &dir.path().join("profile"),
+        2000,
+    );
     assert!(dom.contains("PASSED"), "{dom}");
     let digest = json["provenance"]["input_digest"].as_str().unwrap();
     assert!(dom.contains(digest), "the provenance digest is shown");

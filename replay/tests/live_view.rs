@@ -7,24 +7,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const REPLAY: &str = env!("CARGO_BIN_EXE_margin-replay");
-
-fn engine_bin() -> PathBuf {
-    Path::new(REPLAY).with_file_name("margin-engine")
-}
-
-fn chromium() -> PathBuf {
-    for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("this test needs Debian's chromium (apt-get install chromium; .ci/run installs it)");
-}
+mod common;
+use common::{engine_bin, REPLAY};
 
 struct Served {
     child: Child,
@@ -430,35 +418,12 @@ fn the_dashboard_renders_in_chromium_and_shows_the_fund_and_the_nearest_account(
     let risk = served.json("/api/risk?limit=15");
     let nearest = &risk[0];
 
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("http://{}/", served.http))
-        .output()
-        .expect("run chromium");
+    let dom = common::rendered_dom(
+        &format!("http://{}/", served.http),
+        &dir.path().join("profile"),
+        5000,
+    );
     served.stop();
-    assert!(out.status.success(), "chromium failed");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
-    for bad in ["Uncaught", ":CONSOLE", "SyntaxError"] {
-        assert!(!log.contains(bad), "the page logged {bad}: {log}");
-    }
     let fund = summary["insurance_fund"].as_str().unwrap();
     assert!(
         dom.contains(fund),

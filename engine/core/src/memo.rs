@@ -92,15 +92,6 @@ impl ValuationMemo {
         }
         self.sums.set(None);
     }
-
-    /// Entries remembered (for the tests that check the memo is used at all).
-    pub fn len(&self) -> usize {
-        self.entries.borrow().iter().flatten().count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -169,15 +169,9 @@ impl LiveCounters {
         }
     }
 
-    /// Folds in a batch of the publisher's end-to-end latencies and the count of inputs it
-    /// released (it keeps its own until this succeeds: the lock is only tried).
+    /// Folds in a batch of the publisher's end-to-end latencies, one per input it released.
     pub fn add_released(&self, end_to_end: &Histogram<u64>) -> bool {
-        let Ok(mut all) = self.end_to_end_ns.try_lock() else {
-            return false;
-        };
-        let _ = all.add(end_to_end);
-        if let Ok(mut m) = self.minute.try_lock() {
-            m.roll();
+        self.fold(&self.end_to_end_ns, end_to_end, |m| {
             let _ = m.end_to_end_ns.add(end_to_end);
             let second = m.epoch.elapsed().as_secs();
             let n = end_to_end.len();
@@ -190,6 +184,33 @@ impl LiveCounters {
                     }
                 }
             }
+        })
+    }
+
+    /// Folds a batch of the sequencer's apply times in.
+    pub fn add_service(&self, batch: &Histogram<u64>) -> bool {
+        self.fold(&self.service_ns, batch, |m| {
+            let _ = m.service_ns.add(batch);
+        })
+    }
+
+    /// Adds `batch` to the since-start histogram `all` and, through `minute`, to the current
+    /// minute's figures. Both locks are only tried: the stage keeps its batch and retries after
+    /// its next one when `all` is held (false), and the minute's figures, which only the
+    /// dashboard reads, skip a batch while a reader holds them.
+    fn fold(
+        &self,
+        all: &Mutex<Histogram<u64>>,
+        batch: &Histogram<u64>,
+        minute: impl FnOnce(&mut Minute),
+    ) -> bool {
+        let Ok(mut all) = all.try_lock() else {
+            return false;
+        };
+        let _ = all.add(batch);
+        if let Ok(mut m) = self.minute.try_lock() {
+            m.roll();
+            minute(&mut m);
         }
         true
     }
@@ -210,19 +231,6 @@ impl LiveCounters {
         while recent.len() > RECENT_LIQUIDATIONS_MAX {
             recent.pop_front();
         }
-    }
-
-    /// Folds a batch of the sequencer's apply times in (it keeps its own until this succeeds).
-    pub fn add_service(&self, batch: &Histogram<u64>) -> bool {
-        let Ok(mut all) = self.service_ns.try_lock() else {
-            return false;
-        };
-        let _ = all.add(batch);
-        if let Ok(mut m) = self.minute.try_lock() {
-            m.roll();
-            let _ = m.service_ns.add(batch);
-        }
-        true
     }
 
     pub fn inputs(&self) -> Vec<InputCount> {

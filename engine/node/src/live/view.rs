@@ -61,15 +61,12 @@ pub fn summary(state: &State) -> Value {
     })
 }
 
-/// fund / exposure as a decimal with 4 places, rounded down ("none" without exposure).
+/// fund / exposure with 4 places, rounded down ("none" without exposure).
 fn coverage(fund: i128, exposure: i128) -> String {
     if exposure <= 0 {
         return "none".into();
     }
-    match fund.checked_mul(10_000) {
-        Some(f) => format_scaled(f.div_euclid(exposure), 4),
-        None => "large".into(),
-    }
+    ratio_text(fund, exposure)
 }
 
 /// Every market: index, open interest, funding index, pools.
@@ -181,9 +178,10 @@ fn ratio_cmp(e1: i128, m1: i128, e2: i128, m2: i128) -> Ordering {
     (I256::from(e1) * I256::from(m2)).cmp(&(I256::from(e2) * I256::from(m1)))
 }
 
-fn ratio_text(e: i128, mm: i128) -> String {
-    match e.checked_mul(10_000) {
-        Some(x) => format_scaled(x.div_euclid(mm), 4),
+/// num / den (den > 0) with 4 places, rounded down.
+fn ratio_text(num: i128, den: i128) -> String {
+    match num.checked_mul(10_000) {
+        Some(x) => format_scaled(x.div_euclid(den), 4),
         None => "large".into(),
     }
 }
