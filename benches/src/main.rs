@@ -2,7 +2,6 @@
 
 use clap::{Parser, Subcommand};
 use margin_bench::report::{self, Plan};
-use margin_bench::workload;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,15 +15,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the seeded workload as JSON Lines (same seed, same bytes).
+    /// Print the seeded workload as JSON Lines (same seed, same bytes; the same generator,
+    /// flags and defaults as `margin-engine generate`).
     Gen {
-        #[arg(long, default_value_t = 10_000)]
-        accounts: u32,
-        /// Steps after the venue set-up (a trade step is an order and its fill).
-        #[arg(long, default_value_t = 1_000_000)]
-        events: u64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+        #[command(flatten)]
+        args: margin_node::generate::GenerateArgs,
     },
     /// Run the benchmarks and write the report folder (report.md, .hgrm files, PNG plots).
     Report {
@@ -52,15 +47,17 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Gen {
-            accounts,
-            events,
-            seed,
-        } => {
+        Command::Gen { args } => {
+            let cfg = match args.config() {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("margin-bench: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            let cfg = workload::scenario(accounts, events, seed);
-            match workload::write_jsonl(cfg, &mut out).and_then(|_| out.flush()) {
+            match margin_node::generate::write_jsonl(cfg, &mut out).and_then(|_| out.flush()) {
                 Ok(()) => ExitCode::SUCCESS,
                 // A closed pipe (`| head`) is the reader's choice, not a failure.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

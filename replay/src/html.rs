@@ -239,3 +239,52 @@ pub fn render(r: &AuditReport, data: &str) -> String {
     h.push_str("</table></body></html>\n");
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The polyline's points as (x, y) pixel pairs.
+    fn points(svg: &str) -> Vec<(i128, i128)> {
+        let at = svg.find("points='").expect("a polyline") + "points='".len();
+        let end = at + svg[at..].find('\'').expect("closed");
+        svg[at..end]
+            .split(' ')
+            .map(|p| {
+                let (x, y) = p.split_once(',').expect("x,y");
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_value_holds_until_the_next_point_and_the_axis_is_the_clock() {
+        // The fund is 0 until t = 1 s, then 500 until the end at t = 7 s: a step, not a ramp.
+        let svg = line_chart(
+            "fund",
+            &[(
+                "fund".into(),
+                vec![(0, 0), (1_000_000, 500_000_000), (7_000_000, 500_000_000)],
+            )],
+        );
+        let p = points(&svg);
+        assert_eq!(p.len(), 5, "{p:?}");
+        // Each vertical step is preceded by a horizontal run at the old value.
+        assert_eq!(p[1].1, p[0].1, "the zero holds until t = 1 s");
+        assert_eq!(p[1].0, p[2].0, "the rise is vertical, at t = 1 s");
+        assert!(p[2].1 < p[1].1, "up is smaller y");
+        assert_eq!(p[3].1, p[2].1);
+        // x is proportional to the clock: t = 1 s of 7 s is a seventh of the width.
+        assert_eq!(p[2].0 - p[0].0, W / 7);
+        assert!(
+            svg.contains("0.0 s") && svg.contains("7.0 s (engine clock)"),
+            "{svg}"
+        );
+        assert!(svg.contains(">500<"), "the top of the axis: {svg}");
+    }
+
+    #[test]
+    fn an_empty_series_says_so() {
+        assert!(line_chart("x", &[("x".into(), vec![])]).contains("(no data)"));
+    }
+}

@@ -408,6 +408,29 @@ fn run_fresh_refuses_a_directory_with_a_journal_and_generate_honours_its_sizes()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 to 12 markets"));
+    // One generator behind both binaries: the same flags give the same bytes, and the same
+    // sizes are refused.
+    let bench = Path::new(REPLAY).with_file_name("margin-bench");
+    let flags = ["--accounts", "40", "--events", "600", "--seed", "9"];
+    let engine_gen = Command::new(engine_bin())
+        .arg("generate")
+        .args(flags)
+        .output()
+        .unwrap();
+    let bench_gen = Command::new(&bench)
+        .arg("gen")
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(engine_gen.status.success() && bench_gen.status.success());
+    assert!(engine_gen.stdout.len() > 10_000);
+    assert_eq!(engine_gen.stdout, bench_gen.stdout);
+    let out = Command::new(&bench)
+        .args(["gen", "--markets", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 to 12 markets"));
     let cmd = format!(
         "{} generate --events 200000 | head -1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
         engine_bin().display()

@@ -100,19 +100,11 @@ enum Command {
         #[command(flatten)]
         pipeline: PipelineArgs,
     },
-    /// Write a generated scenario's events as JSON Lines (deterministic for a seed).
+    /// Write a generated scenario's events as JSON Lines (deterministic for a seed; the same
+    /// generator, flags and defaults as `margin-bench gen`).
     Generate {
-        #[arg(long, default_value_t = 100)]
-        accounts: u32,
-        #[arg(long, default_value_t = 1_000)]
-        events: u64,
-        #[arg(long, default_value_t = 3)]
-        markets: u8,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Simulated hours the events span.
-        #[arg(long, default_value_t = 24)]
-        hours: u32,
+        #[command(flatten)]
+        args: margin_node::generate::GenerateArgs,
     },
     /// Run the built-in default scenario (no arguments needed) through the journaled pipeline
     /// into a fresh data directory, and print what happened.
@@ -342,28 +334,10 @@ fn main() -> ExitCode {
             run_seed,
             root,
         } => simulate(seconds, seed, run_seed, root),
-        Command::Generate {
-            accounts,
-            events,
-            markets,
-            seed,
-            hours,
-        } => {
-            if !(3..=12).contains(&markets) {
-                return fail(format!(
-                    "--markets {markets}: the generator lists 3 to 12 markets"
-                ));
-            }
-            let cfg = ScenarioConfig {
-                seed,
-                accounts,
-                events,
-                markets,
-                hours,
-                ..ScenarioConfig::default()
-            };
-            generate(cfg)
-        }
+        Command::Generate { args } => match args.config() {
+            Ok(cfg) => generate(cfg),
+            Err(e) => fail(e),
+        },
     }
 }
 
@@ -551,14 +525,8 @@ fn report_recovery(pipeline: &Pipeline, data: &std::path::Path) {
 }
 
 fn generate(cfg: ScenarioConfig) -> ExitCode {
-    let mut out = BufWriter::new(io::stdout().lock());
-    for input in margin_engine::scenario::Scenario::new(cfg) {
-        let line = margin_engine::codec::input_line(&input);
-        if let Err(e) = writeln!(out, "{line}") {
-            margin_node::stdout::quit(&e);
-        }
-    }
-    if let Err(e) = out.flush() {
+    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    if let Err(e) = margin_node::generate::write_jsonl(cfg, &mut out).and_then(|_| out.flush()) {
         margin_node::stdout::quit(&e);
     }
     ExitCode::SUCCESS
