@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the hot functions on a warmed-up synthetic venue of 10,000
-//! traders with positions: apply(fill), apply(oracle tick), and the health function. The
-//! journal's append and read have their own in `journal/benches`.
+//! traders with positions: apply(fill), apply(oracle tick), and the health function; and the
+//! ingress decoders (a fill as a JSON line, as a binary record, as the journal's rkyv record).
+//! The journal's append and read have their own in `journal/benches`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use margin_bench::workload::Synthetic;
@@ -91,11 +92,32 @@ fn hot(c: &mut Criterion) {
     });
 }
 
+/// One fill with both orders and both fees, decoded from each ingress form.
+fn decode(c: &mut Criterion) {
+    let line = r#"{"type":"fill","ts":1700000000000000,"market":"BTC-PERP","taker":1234,"maker":77,"side":"buy","price":"65000.5","size":"0.25","taker_order":991,"maker_order":12,"taker_fee":"16.25","maker_fee":"-3.25"}"#;
+    let input = margin_engine::codec::parse_input(line).expect("a fill");
+    let mut record = Vec::new();
+    margin_engine::codec::binary::encode(&input, &mut record);
+    let mut archive = rkyv::util::AlignedVec::<16>::new();
+    margin_engine::persist::encode_input(&input, &mut archive).expect("encodes");
+    let mut g = c.benchmark_group("decode fill");
+    g.bench_function("JSON line (parse_input)", |b| {
+        b.iter(|| black_box(margin_engine::codec::parse_input(black_box(line))))
+    });
+    g.bench_function("binary record (codec::binary::decode)", |b| {
+        b.iter(|| black_box(margin_engine::codec::binary::decode(black_box(&record))))
+    });
+    g.bench_function("rkyv journal record (persist::decode_input)", |b| {
+        b.iter(|| black_box(margin_engine::persist::decode_input(black_box(&archive))))
+    });
+    g.finish();
+}
+
 // Criterion's own charts are off: with the workspace's `plotters` (ab_glyph fonts) they would
 // need a font registered first, and the figures that matter go to docs/benchmarks.md.
 criterion_group! {
     name = benches;
     config = Criterion::default().without_plots();
-    targets = hot
+    targets = hot, decode
 }
 criterion_main!(benches);

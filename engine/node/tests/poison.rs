@@ -12,7 +12,7 @@ use margin_engine::codec::parse_input;
 use margin_engine::event::{Event, FillSpec, Input};
 use margin_engine::ids::{AccountId, Side, Symbol};
 use margin_engine::num::Dec;
-use margin_engine::persist::{decode_batch, encode_input, state_hash};
+use margin_engine::persist::{decode_batch, state_hash};
 use margin_engine::record::{Body, Reason, Record};
 use margin_engine::Engine;
 use margin_journal::faults::planted::{set, Bug};
@@ -98,8 +98,8 @@ fn extreme_amounts_are_rejected_by_the_state_machine_not_a_panic() {
 }
 
 fn frame(input: &Input, id: u64) -> Vec<u8> {
-    let mut payload = rkyv::util::AlignedVec::new();
-    encode_input(input, &mut payload).unwrap();
+    let mut payload = Vec::new();
+    margin_engine::codec::binary::encode(input, &mut payload);
     let mut f = ((8 + payload.len()) as u32).to_le_bytes().to_vec();
     f.extend_from_slice(&id.to_le_bytes());
     f.extend_from_slice(&payload);

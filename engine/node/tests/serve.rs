@@ -87,8 +87,8 @@ fn vandal(addr: &str) {
 /// A client speaking the binary framing: one event, one framed answer.
 fn binary_client(addr: &str, input: &Input) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).expect("connect");
-    let mut payload = rkyv::util::AlignedVec::new();
-    persist::encode_input(input, &mut payload).unwrap();
+    let mut payload = Vec::new();
+    margin_engine::codec::binary::encode(input, &mut payload);
     let mut msg = b"MRGB".to_vec();
     msg.extend_from_slice(&0u32.to_le_bytes());
     msg.extend_from_slice(&((8 + payload.len()) as u32).to_le_bytes());

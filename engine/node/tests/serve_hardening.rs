@@ -4,7 +4,6 @@
 
 mod server_proc;
 
-use margin_engine::persist::encode_input;
 use margin_engine::{Event, Input};
 use server_proc::{start, start_with};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -309,8 +308,8 @@ fn a_poison_frame_is_rejected_before_the_journal_and_the_server_goes_on() {
             amount: margin_engine::num::Dec::from_raw_parts(i128::MIN, 0),
         },
     };
-    let mut payload = rkyv::util::AlignedVec::new();
-    encode_input(&poison, &mut payload).unwrap();
+    let mut payload = Vec::new();
+    margin_engine::codec::binary::encode(&poison, &mut payload);
     let mut msg = b"MRGB".to_vec();
     msg.extend_from_slice(&0u32.to_le_bytes());
     msg.extend_from_slice(&((8 + payload.len()) as u32).to_le_bytes());

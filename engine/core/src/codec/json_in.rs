@@ -261,6 +261,22 @@ pub fn parse_line(line: &str) -> Result<(Input, Option<u64>), Malformed> {
             "field `{field}` is null (leave an optional field out instead)"
         ));
     }
+    let raw = raw_of(line)?;
+    let ty = raw.ty.ok_or_else(|| bad!("missing field `type`"))?;
+    let ts = raw.ts.ok_or_else(|| bad!("missing field `ts`"))?;
+    let event = event_of(ty, &raw)?;
+    Ok((Input { ts, event }, raw.id))
+}
+
+/// The line's fields. The fast path parses without tracking where it is; only a line that
+/// fails is parsed again with the path tracked, to name the field in the message.
+fn raw_of(line: &str) -> Result<Raw<'_>, Malformed> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    if let Ok(raw) = Raw::deserialize(&mut de) {
+        if de.end().is_ok() {
+            return Ok(raw);
+        }
+    }
     let mut de = serde_json::Deserializer::from_str(line);
     let raw: Raw<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -272,10 +288,7 @@ pub fn parse_line(line: &str) -> Result<(Input, Option<u64>), Malformed> {
         }
     })?;
     de.end().map_err(|e| bad!("{}", json_error(&e)))?;
-    let ty = raw.ty.ok_or_else(|| bad!("missing field `type`"))?;
-    let ts = raw.ts.ok_or_else(|| bad!("missing field `ts`"))?;
-    let event = event_of(ty, &raw)?;
-    Ok((Input { ts, event }, raw.id))
+    Ok(raw)
 }
 
 /// The key of the first `null` value in a line, if any (serde would read it as an absent

@@ -1,5 +1,7 @@
-//! JSON Lines codecs of the contract: input events in, records and events out.
+//! Codecs of the contract: JSON Lines input events in, records and events out, and the
+//! fixed-layout binary ingress format (`binary`).
 
+pub mod binary;
 pub mod json_in;
 pub mod json_out;
 

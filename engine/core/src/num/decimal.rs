@@ -78,8 +78,9 @@ impl Dec {
         scale: OUT_OF_RANGE_SCALE,
     };
 
-    /// A decimal with exactly these parts, checked for nothing: what a decoded binary frame may
-    /// hold. For fuzzing and tests of the checks ([`Dec::is_canonical`]); never for parsing.
+    /// A decimal with exactly these parts, checked for nothing: what a decoded binary record
+    /// holds until it passes [`Dec::is_canonical`] (the binary codec refuses it otherwise). For
+    /// that decoder, fuzzing and tests of the checks; never for parsing text.
     #[doc(hidden)]
     pub fn from_raw_parts(mantissa: i128, scale: u8) -> Dec {
         Dec { mantissa, scale }
@@ -160,9 +161,14 @@ impl Dec {
         if self.is_out_of_range() {
             return self.mantissa == 0;
         }
+        // i128 division is a library call; most mantissas fit in i64.
+        let trailing_zero = match i64::try_from(self.mantissa) {
+            Ok(m) => m % 10 == 0,
+            Err(_) => self.mantissa % 10 == 0,
+        };
         self.scale <= DEC_SCALE_MAX
             && self.mantissa != i128::MIN
-            && (self.scale == 0 || self.mantissa % 10 != 0)
+            && (self.scale == 0 || !trailing_zero)
     }
 
     pub fn is_out_of_range(&self) -> bool {

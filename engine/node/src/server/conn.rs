@@ -242,17 +242,10 @@ impl Reader {
     }
 }
 
-/// Decodes a binary frame's payload and holds it to the JSON codec's rules (canonical decimals,
-/// valid names). The decoder's own error text is not echoed: it can carry memory addresses.
+/// Decodes a binary frame's payload, a binary event record (docs/formats.md), under the JSON
+/// codec's rules.
 fn decode_frame_input(payload: &[u8]) -> Result<Input, String> {
-    let input = margin_engine::persist::decode_input(payload).map_err(|_| {
-        format!(
-            "frame payload of {} bytes is not an encoded input",
-            payload.len()
-        )
-    })?;
-    input.check_wire()?;
-    Ok(input)
+    margin_engine::codec::binary::decode(payload).map_err(|e| e.0)
 }
 
 fn json_request(line_no: u64, line: &[u8]) -> Request {
@@ -373,8 +366,8 @@ mod tests {
         let input =
             margin_engine::codec::parse_input(r#"{"type":"cancel","ts":1,"account":1,"order":2}"#)
                 .unwrap();
-        let mut payload = rkyv::util::AlignedVec::new();
-        margin_engine::persist::encode_input(&input, &mut payload).unwrap();
+        let mut payload = Vec::new();
+        margin_engine::codec::binary::encode(&input, &mut payload);
         let mut bytes = BINARY_MAGIC.to_vec();
         bytes.extend_from_slice(&0u32.to_le_bytes());
         let frame = |id: u64, p: &[u8]| {
