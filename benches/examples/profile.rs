@@ -90,9 +90,18 @@ fn main() {
                 .map(|v| v.value_iterated_to() * v.count_at_value())
                 .sum::<u64>()
                 / 1_000_000,
-            visits[t] / h.len().max(1)
+            format!(
+                "{}.{:02}",
+                visits[t] / h.len().max(1),
+                visits[t] * 100 / h.len().max(1) % 100
+            )
         );
     }
+    println!(
+        "bucket visits in all: {}; ADL holders ranked: {}",
+        visits.values().sum::<u64>(),
+        engine.ranked
+    );
     println!("slowest events:");
     for (ns, seq, t, kinds) in &slowest {
         println!("  {:>10} ns  input {seq} {t}: {kinds}", ns);
