@@ -97,18 +97,24 @@ pub fn encode(input: &Input, out: &mut Vec<u8>) {
             w.dec(Some(amount));
             w.sym(market.as_ref());
         }
+        // One layout for the three: account, name, amount.
         Event::Deposit {
             account,
-            asset,
+            asset: name,
             amount,
         }
         | Event::Withdraw {
             account,
-            asset,
+            asset: name,
+            amount,
+        }
+        | Event::Isolate {
+            account,
+            market: name,
             amount,
         } => {
             w.u64(account.0);
-            w.sym(Some(asset));
+            w.sym(Some(name));
             w.dec(Some(amount));
         }
         Event::MarginMode {
@@ -119,15 +125,6 @@ pub fn encode(input: &Input, out: &mut Vec<u8>) {
             w.u64(account.0);
             w.sym(Some(market));
             w.u8(*mode as u8);
-        }
-        Event::Isolate {
-            account,
-            market,
-            amount,
-        } => {
-            w.u64(account.0);
-            w.sym(Some(market));
-            w.dec(Some(amount));
         }
         Event::Order(o) => {
             w.u64(o.account.0);
