@@ -9,6 +9,7 @@ pub mod generate;
 pub mod lines;
 pub mod live;
 pub mod pipeline;
+pub mod replica;
 pub mod run;
 pub mod server;
 pub mod sim;

@@ -97,6 +97,40 @@ enum Command {
         /// one clone of the state on the sequencer thread).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
         http_refresh_ms: u64,
+        /// Replicate every input to this NATS server's JetStream (`nats://HOST:PORT`) after it
+        /// is journaled and before its outputs are released; needs --stream. Takes the venue's
+        /// primary lease, and refuses to start when another engine holds it.
+        #[arg(long, value_name = "URL", requires = "stream")]
+        replicate: Option<String>,
+        #[command(flatten)]
+        replica: ReplicaArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+    /// Follow a primary's JetStream stream as a hot standby and read replica: journal and
+    /// apply every input into DIR, check the primary's output heads, and with --takeover
+    /// become the primary when its lease expires.
+    Follow {
+        /// The NATS server (`nats://HOST:PORT`).
+        #[arg(long, value_name = "URL")]
+        nats: String,
+        /// Data directory of this follower (its own journals, output log, snapshots).
+        #[arg(long)]
+        data: PathBuf,
+        #[command(flatten)]
+        replica: ReplicaArgs,
+        /// Take over as the primary when the lease expires: drain the stream, then serve on
+        /// --listen and append to the same stream.
+        #[arg(long, requires = "listen")]
+        takeover: bool,
+        /// Where to serve after taking over.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        tokens: TokenArgs,
+        /// The live view's address once serving as the primary.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
         #[command(flatten)]
         pipeline: PipelineArgs,
     },
@@ -295,6 +329,8 @@ fn main() -> ExitCode {
             json_stats,
             http,
             http_refresh_ms,
+            replicate,
+            replica,
             pipeline,
         } => {
             let (token, admin_token, subscribe_token) = match tokens.resolve() {
@@ -313,12 +349,52 @@ fn main() -> ExitCode {
                 json_stats,
                 http,
                 http_refresh: std::time::Duration::from_millis(http_refresh_ms),
+                replicate: match replicate.map(|url| replica.config(url)).transpose() {
+                    Ok(r) => r.map(|r| (r, None)),
+                    Err(e) => return fail(e),
+                },
                 ..ServeConfig::new(listen)
             };
             if let Err(e) = cfg.check() {
                 return fail(e);
             }
             serve(cfg, pipeline.config(&data))
+        }
+        Command::Follow {
+            nats,
+            data,
+            replica,
+            takeover,
+            listen,
+            tokens,
+            http,
+            pipeline,
+        } => {
+            let replica = match replica.config(nats) {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            let takeover = match (takeover, listen) {
+                (true, Some(listen)) => {
+                    let (token, admin_token, subscribe_token) = match tokens.resolve() {
+                        Ok(t) => t,
+                        Err(e) => return fail(e),
+                    };
+                    let cfg = ServeConfig {
+                        token,
+                        admin_token,
+                        subscribe_token,
+                        http,
+                        ..ServeConfig::new(listen)
+                    };
+                    if let Err(e) = cfg.check() {
+                        return fail(e);
+                    }
+                    Some(cfg)
+                }
+                _ => None,
+            };
+            follow(replica, pipeline.config(&data), takeover)
         }
         Command::Demo {
             data,
@@ -488,6 +564,88 @@ fn run(
         hex(&finished.output_head)
     );
     ExitCode::SUCCESS
+}
+
+/// The replication flags shared by `serve --replicate` and `follow`.
+#[derive(clap::Args, Clone, Debug)]
+struct ReplicaArgs {
+    /// The venue's JetStream stream (one per venue): letters, digits, '-' and '_'.
+    #[arg(long, default_value = "margin-venue")]
+    stream: String,
+    /// Milliseconds the primary's lease lasts without renewal (renewed every quarter of it);
+    /// a follower with --takeover takes over this long after the primary stopped renewing.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(500..=600_000))]
+    lease_ms: u64,
+    /// The primary publishes its output head every this many inputs; followers compare.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    heads_every: u64,
+    /// Most publishes in flight without an acknowledgement.
+    #[arg(long, default_value_t = 4_096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    publish_window: u64,
+}
+
+impl ReplicaArgs {
+    fn config(&self, url: String) -> Result<margin_node::replica::ReplicaConfig, String> {
+        let cfg = margin_node::replica::ReplicaConfig {
+            lease: std::time::Duration::from_millis(self.lease_ms),
+            heads_every: self.heads_every,
+            window: self.publish_window as usize,
+            ..margin_node::replica::ReplicaConfig::new(url, self.stream.clone())
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+}
+
+fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    Ok(stop)
+}
+
+fn follow(
+    replica: margin_node::replica::ReplicaConfig,
+    pipeline: PipelineConfig,
+    takeover: Option<ServeConfig>,
+) -> ExitCode {
+    use margin_node::replica::follow::{follow, FollowConfig, FollowEnd};
+    let stop = match stop_on_signals() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let cfg = FollowConfig {
+        replica,
+        pipeline,
+        takeover,
+    };
+    match follow(cfg, stop) {
+        Ok(FollowEnd::Stopped {
+            last_seq,
+            output_head,
+        }) => {
+            eprintln!(
+                "margin-engine: follower stopped; journal at seq {last_seq}, output head {}",
+                hex(&output_head)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(FollowEnd::Served(s)) => {
+            eprintln!(
+                "margin-engine: stopped after {} connections; journal at seq {}, output head {}",
+                s.connections,
+                s.last_seq,
+                hex(&s.output_head)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("margin-engine: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn serve(cfg: ServeConfig, pipeline: PipelineConfig) -> ExitCode {

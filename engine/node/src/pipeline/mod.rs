@@ -61,6 +61,29 @@ pub struct PipelineConfig {
     pub view: Option<crate::live::ViewFeed>,
     /// Counters made by the caller (the live view reads them during recovery already).
     pub counters: Option<Arc<Counters>>,
+    /// Replication (`serve --replicate`): every journaled input goes to this tap, and outputs
+    /// wait for [`Counters::replicated_seq`] when `release_after_replicated` is set.
+    pub replica: Option<ReplicaTap>,
+    /// Output-log heads every `every` inputs, for a replica's divergence check.
+    pub heads: Option<HeadTap>,
+}
+
+/// One batch of journaled inputs for replication: each input's seq and its journal payload (the
+/// same bytes as the journal record).
+pub type JournaledBatch = Vec<(u64, Vec<u8>)>;
+
+/// Where the journaler hands journaled inputs for replication.
+#[derive(Clone, Debug)]
+pub struct ReplicaTap {
+    pub inputs: Sender<JournaledBatch>,
+    pub release_after_replicated: bool,
+}
+
+/// Where the publisher hands the output log's chain head after every `every`-th input.
+#[derive(Clone, Debug)]
+pub struct HeadTap {
+    pub every: u64,
+    pub heads: Sender<(u64, [u8; 32])>,
 }
 
 /// Fault plans for the two logs of a data directory; none in production.
@@ -87,6 +110,8 @@ impl PipelineConfig {
             skip_inputs: Vec::new(),
             view: None,
             counters: None,
+            replica: None,
+            heads: None,
         }
     }
 }
@@ -216,6 +241,11 @@ pub struct Counters {
     pub sequencer_died_at: AtomicU64,
     /// The publisher stopped on an error (the output log failed): nothing more is released.
     pub publisher_failed: std::sync::atomic::AtomicBool,
+    /// Highest input seq the replicated log acknowledged (replication only).
+    pub replicated_seq: AtomicU64,
+    /// Why replication stopped (fenced by another primary, lease lost): nothing more is
+    /// released and ingress refuses new items.
+    pub replica_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Counters {
@@ -230,7 +260,24 @@ impl Counters {
                 "the input journal failed: nothing more is journaled and outputs after the durable seq are not released".into(),
             );
         }
-        None
+        self.replica_failure()
+    }
+
+    /// Why replication stopped, if it did.
+    pub fn replica_failure(&self) -> Option<String> {
+        self.replica_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records why replication stopped (the first reason stays).
+    pub fn fail_replica(&self, why: String) {
+        let mut f = self
+            .replica_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        f.get_or_insert(why);
     }
 }
 
@@ -265,6 +312,7 @@ pub struct Pipeline {
     pub counters: Arc<Counters>,
     report: recovery::RecoveryReport,
     durability: Durability,
+    replicating: bool,
     _lock: DirLock,
 }
 
@@ -305,6 +353,7 @@ impl Pipeline {
         let journaler = {
             let c = counters.clone();
             let input = opened.input;
+            let tap = cfg.replica.as_ref().map(|r| r.inputs.clone());
             std::thread::Builder::new()
                 .name("journaler".into())
                 .spawn(move || {
@@ -314,6 +363,7 @@ impl Pipeline {
                         to_seq,
                         recycle_items_tx,
                         recycle_seqd_rx,
+                        tap,
                         &c,
                     )
                 })
@@ -347,7 +397,14 @@ impl Pipeline {
             let output = opened.output;
             // With a durable policy an input's outputs wait for the input to be durable: then
             // the output log never runs ahead of what a machine crash keeps of the journal.
-            let release = cfg.release_after_durable || cfg.durability != Durability::None;
+            let release = Release {
+                after_durable: cfg.release_after_durable || cfg.durability != Durability::None,
+                after_replicated: cfg
+                    .replica
+                    .as_ref()
+                    .is_some_and(|r| r.release_after_replicated),
+                heads: cfg.heads.clone(),
+            };
             std::thread::Builder::new()
                 .name("publisher".into())
                 .spawn(move || {
@@ -366,6 +423,7 @@ impl Pipeline {
             counters,
             report: opened.report,
             durability: cfg.durability,
+            replicating: cfg.replica.is_some(),
             _lock: lock,
         })
     }
@@ -373,6 +431,11 @@ impl Pipeline {
     /// When the input journal is synced.
     pub fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// True when every input is replicated before its outputs are released.
+    pub fn replicating(&self) -> bool {
+        self.replicating
     }
 
     /// What recovery did when the pipeline started.
@@ -478,6 +541,7 @@ fn journal_stage(
     to_seq: Sender<ToSequencer>,
     recycle_items: Sender<Vec<Item>>,
     recycled_seqd: Receiver<Vec<Seqd>>,
+    tap: Option<Sender<JournaledBatch>>,
     c: &Counters,
 ) -> Result<Writer, String> {
     let mut buf = AlignedVec::new();
@@ -501,17 +565,27 @@ fn journal_stage(
                     let mut out = recycled_seqd
                         .try_recv()
                         .unwrap_or_else(|_| Vec::with_capacity(items.len()));
+                    let mut replicate = tap.as_ref().map(|_| Vec::with_capacity(items.len()));
                     for item in items.drain(..) {
                         let seq = match &item.kind {
                             ItemKind::Event(ev) => {
                                 persist::encode_input(ev, &mut buf)?;
-                                input
+                                let seq = input
                                     .append(&buf)
-                                    .map_err(|e| format!("input journal: {e}"))?
+                                    .map_err(|e| format!("input journal: {e}"))?;
+                                if let Some(r) = replicate.as_mut() {
+                                    r.push((seq, buf.to_vec()));
+                                }
+                                seq
                             }
                             ItemKind::Malformed { .. } | ItemKind::Refused { .. } => 0,
                         };
                         out.push(Seqd { seq, item });
+                    }
+                    if let (Some(tap), Some(batch)) = (&tap, replicate) {
+                        if !batch.is_empty() && tap.send(batch).is_err() {
+                            return Err("the replicator stopped".into());
+                        }
                     }
                     let _ = recycle_items.try_send(items);
                     c.journaled.store(input.last_seq(), Ordering::Relaxed);
@@ -754,12 +828,38 @@ fn wait_durable(c: &Counters, seq: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// When the publisher may release an input's outputs, and where it reports heads.
+struct Release {
+    after_durable: bool,
+    after_replicated: bool,
+    heads: Option<HeadTap>,
+}
+
+fn wait_replicated(c: &Counters, seq: u64) -> Result<(), String> {
+    let mut spins = 0u32;
+    while c.replicated_seq.load(Ordering::Acquire) < seq {
+        if let Some(why) = c.replica_failure() {
+            return Err(format!(
+                "replication stopped before input seq {seq} was acknowledged ({why}); its outputs are not released"
+            ));
+        }
+        // Acknowledgements take a network round trip: sleep rather than spin.
+        spins += 1;
+        if spins < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    Ok(())
+}
+
 fn publish_stage(
     mut output: Writer,
     rx: Receiver<ToPublisher>,
     recycle_out: Sender<OutBatch>,
     mut sink: Box<dyn Sink>,
-    release_after_durable: bool,
+    release: Release,
     live: Option<Arc<crate::live::LiveCounters>>,
     c: &Counters,
 ) -> Result<Writer, String> {
@@ -799,14 +899,22 @@ fn publish_stage(
                 };
                 persist::encode_batch(&batch, &mut buf)?;
                 batch_records = batch.records;
-                if release_after_durable {
+                if release.after_durable {
                     wait_durable(c, a.seq)?;
+                }
+                if release.after_replicated {
+                    wait_replicated(c, a.seq)?;
                 }
                 let seq = output
                     .append(&buf)
                     .map_err(|e| format!("output log: {e}"))?;
                 if seq != a.seq {
                     return Err(format!("output log seq {seq} for input seq {}", a.seq));
+                }
+                if let Some(h) = &release.heads {
+                    if seq % h.every.max(1) == 0 {
+                        let _ = h.heads.try_send((seq, output.head()));
+                    }
                 }
                 c.published.store(a.seq, Ordering::Relaxed);
                 if let Some(l) = &live {

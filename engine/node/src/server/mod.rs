@@ -74,6 +74,9 @@ pub struct ServeConfig {
     pub http: Option<SocketAddr>,
     /// How often the sequencer hands the live view a state clone.
     pub http_refresh: Duration,
+    /// Replicate every input to NATS JetStream before its outputs are released
+    /// (`--replicate`), with the lease a follower hands over when it took over.
+    pub replicate: Option<(crate::replica::ReplicaConfig, Option<crate::replica::Lease>)>,
 }
 
 impl ServeConfig {
@@ -92,6 +95,7 @@ impl ServeConfig {
             idle_timeout: Duration::from_secs(600),
             stats_secs: 10,
             json_stats: false,
+            replicate: None,
         }
     }
 
@@ -247,7 +251,25 @@ pub fn serve(
             Some(view)
         }
     };
+    // A primary takes the lease before recovery (an engine that may not write stops before it
+    // touches anything), and checks the stream against its journal after.
+    let replica = match &cfg.replicate {
+        Some((rc, lease)) => {
+            let p = crate::replica::primary::prepare(rc, lease.clone(), true)?;
+            pipeline.replica = Some(p.tap());
+            pipeline.heads = Some(p.head_tap());
+            Some(p)
+        }
+        None => None,
+    };
     let mut pipe = Pipeline::start(pipeline, Box::new(sink))?;
+    let replicator = match replica {
+        Some(p) => {
+            let journaled = pipe.counters.journaled.load(Ordering::Relaxed);
+            Some(p.start(&data, journaled, pipe.counters.clone())?)
+        }
+        None => None,
+    };
     // Pipeline::start returned: recovery is done.
     live.ready.store(true, Ordering::Release);
     shared
@@ -315,6 +337,10 @@ pub fn serve(
     // the answers are written out as far as clients take them.
     let _ = poll.registry().deregister(&mut listener);
     let finished = pipe.finish()?;
+    if let Some(r) = replicator {
+        // The journaler's tap closed with the pipeline: the replicator appends what is left.
+        let _ = r.join();
+    }
     io.deliver(&rx, &poll);
     io.drain_writes(Duration::from_secs(2));
     io.summary.last_seq = finished.last_seq;
@@ -805,8 +831,13 @@ fn status_line(pipe: &Pipeline) -> String {
         margin_journal::Durability::None => "null".to_string(),
         _ => load(&c.durable_seq).to_string(),
     };
+    let replicated = if pipe.replicating() {
+        load(&c.replicated_seq).to_string()
+    } else {
+        "null".to_string()
+    };
     format!(
-        "{{\"type\":\"status\",\"journaled\":{},\"applied\":{},\"published\":{},\"durable\":{durable},\"durability\":\"{}\"}}\n",
+        "{{\"type\":\"status\",\"journaled\":{},\"applied\":{},\"published\":{},\"durable\":{durable},\"replicated\":{replicated},\"durability\":\"{}\"}}\n",
         load(&c.journaled),
         load(&c.applied),
         load(&c.published),
