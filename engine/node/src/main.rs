@@ -128,7 +128,8 @@ enum Command {
         listen: Option<std::net::SocketAddr>,
         #[command(flatten)]
         tokens: TokenArgs,
-        /// The live view's address once serving as the primary.
+        /// The live view (as `serve --http`): the read replica's while following, the
+        /// primary's after a takeover (the same address).
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
         #[command(flatten)]
@@ -394,7 +395,7 @@ fn main() -> ExitCode {
                 }
                 _ => None,
             };
-            follow(replica, pipeline.config(&data), takeover)
+            follow(replica, pipeline.config(&data), takeover, http)
         }
         Command::Demo {
             data,
@@ -610,6 +611,7 @@ fn follow(
     replica: margin_node::replica::ReplicaConfig,
     pipeline: PipelineConfig,
     takeover: Option<ServeConfig>,
+    http: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     use margin_node::replica::follow::{follow, FollowConfig, FollowEnd};
     let stop = match stop_on_signals() {
@@ -620,6 +622,7 @@ fn follow(
         replica,
         pipeline,
         takeover,
+        http,
     };
     match follow(cfg, stop) {
         Ok(FollowEnd::Stopped {

@@ -448,3 +448,57 @@ fn nats_killed_and_restarted_mid_stream_loses_nothing_acknowledged() {
         p.text()
     );
 }
+
+#[test]
+fn a_follower_that_diverges_stops_with_a_divergence_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = venue_lines().into_iter().take(6_000).collect();
+    let nats = Nats::start(&dir.path().join("nats"), free_port());
+    let url = nats.url();
+    let mut p = primary(&dir.path().join("primary"), &url, "venue-c");
+    let addr = serving_addr(&mut p, 30).unwrap();
+    let mut f = follower(&dir.path().join("follower"), &url, "venue-c", false);
+    // Heads travel on a plain subject: a follower compares those published while it listens.
+    assert!(f.wait_for("following stream", 30).is_some(), "{}", f.text());
+    std::thread::sleep(Duration::from_millis(300));
+    let partial = lines[..2_000].to_vec();
+    assert_eq!(feed(&addr, &partial, 0, |_| false), 2_000);
+    // A head for seq 2,500 that no engine computed, published where the primary's go.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = async_nats::connect(url.as_str()).await.unwrap();
+        let forged = format!("2500 {}", "00".repeat(32));
+        c.publish("venue-c.heads", forged.into_bytes().into())
+            .await
+            .unwrap();
+        c.flush().await.unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(feed(&addr, &lines, 2_000, |_| false), lines.len() as u64);
+    let status = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = f.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the follower went on:\n{}",
+                f.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(status.code(), Some(1), "{}", f.text());
+    assert!(
+        f.text().contains("DIVERGENCE at input seq 2500"),
+        "{}",
+        f.text()
+    );
+    // The primary is not affected.
+    p.stop();
+}

@@ -90,6 +90,69 @@ impl std::fmt::Debug for Shared {
 }
 
 /// A running HTTP view; dropped, it stops its threads.
+/// The live view's side of a running pipeline: the counters the publisher fills, what the HTTP
+/// threads read, and the HTTP server when an address was given. The state feed is wired into
+/// the pipeline's configuration, and the HTTP side starts before recovery, so that /healthz and
+/// /readyz answer during it. Held for as long as the pipeline runs.
+pub struct LiveSide {
+    pub live: Arc<LiveCounters>,
+    pub shared: Arc<Shared>,
+    pub http: Option<HttpView>,
+}
+
+impl LiveSide {
+    pub fn start(
+        http: Option<std::net::SocketAddr>,
+        refresh: std::time::Duration,
+        read_tokens: Vec<String>,
+        pipeline: &mut crate::pipeline::PipelineConfig,
+        stop: Arc<AtomicBool>,
+    ) -> Result<LiveSide, String> {
+        let live = Arc::new(LiveCounters::default());
+        let (view_tx, view_rx) = crossbeam_channel::bounded(1);
+        if http.is_some() {
+            pipeline.view = Some(crate::live::ViewFeed {
+                tx: view_tx,
+                every: refresh,
+                live: live.clone(),
+            });
+        }
+        let counters = Arc::new(Counters::default());
+        pipeline.counters = Some(counters.clone());
+        let shared = Arc::new(Shared {
+            live: live.clone(),
+            counters,
+            view: StateView::new(view_rx),
+            read_tokens,
+            ingress_beat_ms: AtomicU64::new(crate::pipeline::now_ns() / 1_000_000),
+            stop,
+            history: None,
+        });
+        let http = match http {
+            None => None,
+            Some(addr) => {
+                let view = HttpView::start(addr, shared.clone())?;
+                eprintln!("margin-engine: live view on http://{}/", view.addr);
+                Some(view)
+            }
+        };
+        Ok(LiveSide { live, shared, http })
+    }
+
+    /// Marks the engine ready (recovery done) and beats.
+    pub fn ready(&self) {
+        self.live.ready.store(true, Ordering::Release);
+        self.beat();
+    }
+
+    /// The loop that feeds the pipeline is alive (read by /healthz).
+    pub fn beat(&self) {
+        self.shared
+            .ingress_beat_ms
+            .store(crate::pipeline::now_ns() / 1_000_000, Ordering::Release);
+    }
+}
+
 pub struct HttpView {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -349,6 +412,7 @@ fn api(path: &str, query: &str, sh: &Shared) -> Answer {
         "durable": c.durable_seq.load(Ordering::Relaxed),
         "applied": c.applied.load(Ordering::Relaxed),
         "published": c.published.load(Ordering::Relaxed),
+        "replicated": c.replicated_seq.load(Ordering::Relaxed),
     });
     if path == "stats" {
         let inputs: Vec<serde_json::Value> = sh

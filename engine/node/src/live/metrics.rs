@@ -117,13 +117,15 @@ impl Collector for LiveCollector {
             ("durable", c.durable_seq.load(Ordering::Relaxed)),
             ("applied", c.applied.load(Ordering::Relaxed)),
             ("published", c.published.load(Ordering::Relaxed)),
+            // 0 unless the engine replicates (`serve --replicate`).
+            ("replicated", c.replicated_seq.load(Ordering::Relaxed)),
         ];
         let rows: Vec<(Labels, f64)> = seqs
             .iter()
             .map(|(stage, v)| (vec![("stage", (*stage).into())], *v as f64))
             .collect();
         gauge_family(&mut enc, "seq", "Last input seq per stage", &rows)?;
-        let [journaled, _, applied, published] = seqs.map(|s| s.1);
+        let [journaled, _, applied, published, _] = seqs.map(|s| s.1);
         let depths = [
             ("sequencer", journaled.saturating_sub(applied)),
             ("publisher", applied.saturating_sub(published)),

@@ -23,6 +23,8 @@ pub struct FollowConfig {
     pub pipeline: PipelineConfig,
     /// With `--takeover`: how to serve once this follower holds the lease.
     pub takeover: Option<ServeConfig>,
+    /// The live view while following (a read replica's /metrics, /api/*, dashboard).
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// How following ended.
@@ -53,6 +55,19 @@ struct Heads {
 }
 
 impl Heads {
+    /// Records a head the primary published; two different heads for one seq are a
+    /// divergence too (two writers, or a forged head).
+    fn primary_says(&mut self, seq: u64, head: [u8; 32]) -> Result<(), String> {
+        match self.primary.insert(seq, head) {
+            Some(before) if before != head => Err(format!(
+                "DIVERGENCE at input seq {seq}: two different output heads were published for it ({} and {}). Stopped",
+                hex(&before),
+                hex(&head)
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Compares what both sides have; a divergence report on the first mismatch.
     fn check(&mut self) -> Result<(), String> {
         let both: Vec<u64> = self
@@ -95,7 +110,15 @@ pub fn follow(cfg: FollowConfig, stop: Arc<AtomicBool>) -> Result<FollowEnd, Str
         heads: heads_tx,
     });
     let data = pcfg.data.clone();
+    let side = crate::live::http::LiveSide::start(
+        cfg.http,
+        crate::live::http::REFRESH_DEFAULT,
+        Vec::new(),
+        &mut pcfg,
+        stop.clone(),
+    )?;
     let mut pipe = Pipeline::start(pcfg, Box::new(Quiet))?;
+    side.ready();
     let journaled = pipe.counters.journaled.load(Ordering::Relaxed);
     for line in pipe.recovery().lines(&data, journaled) {
         eprintln!("margin-engine: {line}");
@@ -116,8 +139,12 @@ pub fn follow(cfg: FollowConfig, stop: Arc<AtomicBool>) -> Result<FollowEnd, Str
         cfg.replica.stream,
         journaled + 1
     );
-    let lease = consume(&mut nats, &mut pipe, &own_heads, journaled, &cfg, &stop)?;
+    let lease = consume(
+        &mut nats, &mut pipe, &own_heads, journaled, &cfg, &side, &stop,
+    )?;
     let finished = pipe.finish()?;
+    // The read replica's view closes before a primary's may open on the same address.
+    drop(side);
     let Some(lease) = lease else {
         return Ok(FollowEnd::Stopped {
             last_seq: finished.last_seq,
@@ -198,6 +225,7 @@ fn consume(
     own_heads: &Receiver<(u64, [u8; 32])>,
     journaled: u64,
     cfg: &FollowConfig,
+    side: &crate::live::http::LiveSide,
     stop: &AtomicBool,
 ) -> Result<Option<Lease>, String> {
     let Nats {
@@ -257,11 +285,12 @@ fn consume(
                 }
                 h = heads_sub.next() => {
                     if let Some((seq, head)) = h.and_then(|h| parse_head(&h.payload)) {
-                        heads.primary.insert(seq, head);
+                        heads.primary_says(seq, head)?;
                     }
                 }
                 _ = tick.tick() => {
                     pipe.flush()?;
+                    side.beat();
                     if stop.load(Ordering::Relaxed) {
                         return Ok(None);
                     }

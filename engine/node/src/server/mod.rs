@@ -21,7 +21,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -207,15 +207,23 @@ pub fn serve(
     stop: Arc<AtomicBool>,
 ) -> Result<ServeSummary, String> {
     cfg.check()?;
-    let live = Arc::new(crate::live::LiveCounters::default());
-    let (view_tx, view_rx) = crossbeam_channel::bounded(1);
-    if cfg.http.is_some() {
-        pipeline.view = Some(crate::live::ViewFeed {
-            tx: view_tx,
-            every: cfg.http_refresh,
-            live: live.clone(),
-        });
-    }
+    let read_tokens = match &cfg.subscribe_token {
+        None => Vec::new(),
+        Some(_) => [&cfg.subscribe_token, &cfg.token, &cfg.admin_token]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+    };
+    // The live view starts before recovery, so that /healthz and /readyz answer during it.
+    let side = crate::live::http::LiveSide::start(
+        cfg.http,
+        cfg.http_refresh,
+        read_tokens,
+        &mut pipeline,
+        stop.clone(),
+    )?;
+    let live = side.live.clone();
     let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
     let (tx, rx) = unbounded::<Delivery>();
@@ -224,33 +232,6 @@ pub fn serve(
     let sink = sink::ServerSink::new(tx, waker.clone(), latency.clone(), published.clone());
     let output_dir = pipeline.data.join("output");
     let data = pipeline.data.clone();
-    // The live view starts before recovery, so that /healthz and /readyz answer during it.
-    let counters = Arc::new(crate::pipeline::Counters::default());
-    pipeline.counters = Some(counters.clone());
-    let shared = Arc::new(crate::live::http::Shared {
-        live: live.clone(),
-        counters,
-        view: crate::live::view::StateView::new(view_rx),
-        read_tokens: match &cfg.subscribe_token {
-            None => Vec::new(),
-            Some(_) => [&cfg.subscribe_token, &cfg.token, &cfg.admin_token]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect(),
-        },
-        ingress_beat_ms: AtomicU64::new(now_ns() / 1_000_000),
-        stop: stop.clone(),
-        history: None,
-    });
-    let _http = match cfg.http {
-        None => None,
-        Some(addr) => {
-            let view = crate::live::http::HttpView::start(addr, shared.clone())?;
-            eprintln!("margin-engine: live view on http://{}/", view.addr);
-            Some(view)
-        }
-    };
     // A primary takes the lease before recovery (an engine that may not write stops before it
     // touches anything), and checks the stream against its journal after.
     let replica = match &cfg.replicate {
@@ -271,10 +252,7 @@ pub fn serve(
         None => None,
     };
     // Pipeline::start returned: recovery is done.
-    live.ready.store(true, Ordering::Release);
-    shared
-        .ingress_beat_ms
-        .store(now_ns() / 1_000_000, Ordering::Release);
+    side.ready();
     let journaled = pipe.counters.journaled.load(Ordering::Relaxed);
     for line in pipe.recovery().lines(&data, journaled) {
         eprintln!("margin-engine: {line}");
@@ -325,9 +303,7 @@ pub fn serve(
         io.deliver(&rx, &poll);
         io.sweep(&poll);
         stats.maybe_print(&pipe, &latency, io.conns.iter().flatten().count());
-        shared
-            .ingress_beat_ms
-            .store(now_ns() / 1_000_000, Ordering::Release);
+        side.beat();
         if last_roles.elapsed() >= Duration::from_millis(100) {
             io.count_roles(&live);
             last_roles = Instant::now();
