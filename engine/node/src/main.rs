@@ -635,30 +635,22 @@ fn follow(
             );
             ExitCode::SUCCESS
         }
-        Ok(FollowEnd::Served(s)) => {
-            eprintln!(
-                "margin-engine: stopped after {} connections; journal at seq {}, output head {}",
-                s.connections,
-                s.last_seq,
-                hex(&s.output_head)
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("margin-engine: {e}");
-            ExitCode::from(1)
-        }
+        Ok(FollowEnd::Served(s)) => served(Ok(s)),
+        Err(e) => served(Err(e)),
     }
 }
 
 fn serve(cfg: ServeConfig, pipeline: PipelineConfig) -> ExitCode {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
-            return fail(format!("cannot install signal handler: {e}"));
-        }
-    }
-    match margin_node::server::serve(cfg, pipeline, stop) {
+    let stop = match stop_on_signals() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    served(margin_node::server::serve(cfg, pipeline, stop))
+}
+
+/// The last line of a serving engine, and its exit status.
+fn served(result: Result<margin_node::server::ServeSummary, String>) -> ExitCode {
+    match result {
         Ok(s) => {
             eprintln!(
                 "margin-engine: stopped after {} connections; journal at seq {}, output head {}",
