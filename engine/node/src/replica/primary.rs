@@ -12,7 +12,7 @@ use super::{hex, renew_lease, take_lease, Lease, LeaseRefused, Nats, ReplicaConf
 use crate::pipeline::{Counters, HeadTap, JournaledBatch, ReplicaTap, MAX_RECORD_BYTES};
 use async_nats::jetstream::context::{Publish, PublishErrorKind};
 use bytes::Bytes;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, TryRecvError};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -123,7 +123,9 @@ impl Prepared {
             .map_err(|e| format!("input journal: {e}"))?;
         drop(journal);
         let backfill = missing.len();
+        let (inputs, heads) = (self.inputs, self.heads);
         let mut r = Replicator {
+            inputs,
             subject: self.nats.cfg.inputs_subject(),
             heads_subject: self.nats.cfg.heads_subject(),
             renew_every: self.nats.cfg.lease / 4,
@@ -132,6 +134,7 @@ impl Prepared {
             lease: self.lease,
             counters,
             last_renew: Instant::now(),
+            stopping: false,
         };
         r.publish_all(&mut missing)?;
         r.counters
@@ -147,11 +150,10 @@ impl Prepared {
             "margin-engine: primary of stream {stream} (lease {}), replicated up to seq {journal_last}",
             r.lease.owner
         );
-        let (inputs, heads) = (self.inputs, self.heads);
         std::thread::Builder::new()
             .name("replicator".into())
             .spawn(move || {
-                if let Err(why) = r.run(&inputs, &heads) {
+                if let Err(why) = r.run(&heads) {
                     eprintln!("margin-engine: replication stopped: {why}");
                     r.counters.fail_replica(why);
                 }
@@ -162,6 +164,8 @@ impl Prepared {
 
 struct Replicator {
     nats: Nats,
+    /// The journaler's tap (read here too while waiting out an outage, to notice a stop).
+    inputs: Receiver<JournaledBatch>,
     lease: Lease,
     counters: Arc<Counters>,
     subject: String,
@@ -169,21 +173,27 @@ struct Replicator {
     renew_every: Duration,
     window: usize,
     last_renew: Instant,
+    /// The pipeline is stopping (the tap closed): an outage is waited out only so long.
+    stopping: bool,
 }
 
+/// How long a stopping primary waits for an unavailable NATS before it gives up on the inputs
+/// not yet replicated (their outputs stay unreleased; they are in the local journal).
+const STOPPING_WAIT: Duration = Duration::from_secs(10);
+
 impl Replicator {
-    fn run(
-        &mut self,
-        inputs: &Receiver<JournaledBatch>,
-        heads: &Receiver<(u64, [u8; 32])>,
-    ) -> Result<(), String> {
+    fn run(&mut self, heads: &Receiver<(u64, [u8; 32])>) -> Result<(), String> {
+        let inputs = self.inputs.clone();
         let mut pending: VecDeque<(u64, Bytes)> = VecDeque::new();
         let mut done = false;
         while !done || !pending.is_empty() {
             match inputs.recv_timeout(self.renew_every) {
                 Ok(b) => pending.extend(b.into_iter().map(|(s, p)| (s, Bytes::from(p)))),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => done = true,
+                Err(RecvTimeoutError::Disconnected) => {
+                    done = true;
+                    self.stopping = true;
+                }
             }
             while pending.len() < self.window {
                 match inputs.try_recv() {
@@ -228,11 +238,35 @@ impl Replicator {
     /// NATS outages; an error only for a fence or a lost lease.
     fn publish_all(&mut self, pending: &mut VecDeque<(u64, Bytes)>) -> Result<(), String> {
         let mut backoff = Duration::from_millis(50);
+        let mut since: Option<Instant> = None;
         while !pending.is_empty() {
             match self.publish_window(pending) {
-                Ok(()) => backoff = Duration::from_millis(50),
+                Ok(()) => {
+                    backoff = Duration::from_millis(50);
+                    since = None;
+                }
                 Err(Failure::Fenced(why)) => return Err(why),
                 Err(Failure::Unavailable(why)) => {
+                    // Take what the journaler handed on meanwhile, and notice a stop.
+                    loop {
+                        match self.inputs.try_recv() {
+                            Ok(b) => {
+                                pending.extend(b.into_iter().map(|(s, p)| (s, Bytes::from(p))))
+                            }
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => {
+                                self.stopping = true;
+                                break;
+                            }
+                        }
+                    }
+                    let waited = since.get_or_insert_with(Instant::now).elapsed();
+                    if self.stopping && waited >= STOPPING_WAIT {
+                        return Err(format!(
+                            "stopping while NATS is unavailable ({why}): inputs from seq {} on are journaled here but not replicated, and their outputs were not released",
+                            pending.front().map_or(0, |p| p.0)
+                        ));
+                    }
                     eprintln!("margin-engine: replication waits for NATS ({why}); retrying");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));
