@@ -188,7 +188,7 @@ impl Replicator {
         let mut done = false;
         while !done || !pending.is_empty() {
             match inputs.recv_timeout(self.renew_every) {
-                Ok(b) => pending.extend(b.into_iter().map(|(s, p)| (s, Bytes::from(p)))),
+                Ok(b) => extend(&mut pending, b),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     done = true;
@@ -197,7 +197,7 @@ impl Replicator {
             }
             while pending.len() < self.window {
                 match inputs.try_recv() {
-                    Ok(b) => pending.extend(b.into_iter().map(|(s, p)| (s, Bytes::from(p)))),
+                    Ok(b) => extend(&mut pending, b),
                     Err(_) => break,
                 }
             }
@@ -250,9 +250,7 @@ impl Replicator {
                     // Take what the journaler handed on meanwhile, and notice a stop.
                     loop {
                         match self.inputs.try_recv() {
-                            Ok(b) => {
-                                pending.extend(b.into_iter().map(|(s, p)| (s, Bytes::from(p))))
-                            }
+                            Ok(b) => extend(pending, b),
                             Err(TryRecvError::Empty) => break,
                             Err(TryRecvError::Disconnected) => {
                                 self.stopping = true;
@@ -329,6 +327,11 @@ impl Replicator {
             Ok(())
         })
     }
+}
+
+/// Queues a journaled batch behind the pending inputs.
+fn extend(pending: &mut VecDeque<(u64, Bytes)>, batch: JournaledBatch) {
+    pending.extend(batch.into_iter().map(|(seq, p)| (seq, Bytes::from(p))));
 }
 
 enum Failure {
