@@ -283,9 +283,20 @@ impl Replicator {
         let subject = self.subject.clone();
         let counters = self.counters.clone();
         let window: Vec<(u64, Bytes)> = pending.iter().take(self.window).cloned().collect();
-        self.nats.rt.block_on(async {
+        let kv = self.nats.kv.clone();
+        let every = self.renew_every;
+        let Replicator {
+            nats,
+            lease,
+            last_renew,
+            ..
+        } = self;
+        // The lease is renewed between publishes too: a window waiting for its acks under load
+        // must not let it expire while this engine still appends.
+        nats.rt.block_on(async {
             let mut acks = Vec::with_capacity(window.len());
             for (seq, payload) in &window {
+                renew_due(&kv, lease, last_renew, every).await?;
                 let publish = Publish::build()
                     .payload(payload.clone())
                     .message_id(seq.to_string())
@@ -301,6 +312,7 @@ impl Replicator {
                 }
             }
             for (seq, payload, ack) in acks {
+                renew_due(&kv, lease, last_renew, every).await?;
                 match ack.await {
                     Ok(a) if a.sequence == seq => {}
                     Ok(a) => {
@@ -327,6 +339,23 @@ impl Replicator {
             Ok(())
         })
     }
+}
+
+/// Renews the lease when a quarter of its time has passed since the last renewal; a lease taken
+/// by another owner is a fence.
+async fn renew_due(
+    kv: &async_nats::jetstream::kv::Store,
+    lease: &mut Lease,
+    last_renew: &mut Instant,
+    every: Duration,
+) -> Result<(), Failure> {
+    if last_renew.elapsed() < every {
+        return Ok(());
+    }
+    if renew_lease(kv, lease).await.map_err(Failure::Fenced)? {
+        *last_renew = Instant::now();
+    }
+    Ok(())
 }
 
 /// Queues a journaled batch behind the pending inputs.
