@@ -373,8 +373,10 @@ fn followers_match_the_primary_and_a_standby_takes_over_three_times() {
             // The old primary, restarted on its own directory, may not append.
             let mut old = primary(&current_dir, &url, stream);
             let status = old.child.wait().unwrap();
+            // Its stderr is read by a thread: wait for the line rather than race it.
+            let said = old.wait_for("lease is held", 10);
             assert_eq!(status.code(), Some(1), "{}", old.text());
-            assert!(old.text().contains("lease is held"), "{}", old.text());
+            assert!(said.is_some(), "{}", old.text());
         }
         std::mem::swap(&mut current, &mut next);
         drop(next);
