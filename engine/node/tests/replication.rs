@@ -82,14 +82,22 @@ impl Proc {
                 return Some(l.clone());
             }
             if let Ok(Some(_)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                return self
-                    .lines
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|l| l.contains(needle))
-                    .cloned();
+                // Exited: its last lines may still be on their way through the reader thread.
+                let grace = Instant::now() + Duration::from_secs(3);
+                while Instant::now() < grace {
+                    let found = self
+                        .lines
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .find(|l| l.contains(needle))
+                        .cloned();
+                    if found.is_some() {
+                        return found;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
