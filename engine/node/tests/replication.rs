@@ -160,35 +160,30 @@ impl Nats {
     }
 }
 
-fn primary(data: &Path, nats: &str, stream: &str) -> Proc {
+/// An engine command on a venue's stream: `head` names the command and its NATS flag.
+fn on_stream(head: &[&str], nats: &str, stream: &str, data: &Path) -> Command {
     let mut cmd = Command::new(ENGINE);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--stats-secs", "0"])
-        .args([
-            "--replicate",
-            nats,
-            "--stream",
-            stream,
-            "--heads-every",
-            "500",
-        ])
-        .arg("--data")
+    cmd.args(head)
+        .arg(nats)
+        .args(["--stream", stream, "--heads-every", "500", "--data"])
         .arg(data);
-    Proc::spawn(cmd)
+    cmd
+}
+
+fn primary(data: &Path, nats: &str, stream: &str) -> Proc {
+    let head = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--stats-secs",
+        "0",
+        "--replicate",
+    ];
+    Proc::spawn(on_stream(&head, nats, stream, data))
 }
 
 fn follower(data: &Path, nats: &str, stream: &str, takeover: bool) -> Proc {
-    let mut cmd = Command::new(ENGINE);
-    cmd.args([
-        "follow",
-        "--nats",
-        nats,
-        "--stream",
-        stream,
-        "--heads-every",
-        "500",
-    ])
-    .arg("--data")
-    .arg(data);
+    let mut cmd = on_stream(&["follow", "--nats"], nats, stream, data);
     if takeover {
         cmd.args(["--takeover", "--listen", "127.0.0.1:0"]);
     }
