@@ -69,6 +69,7 @@ pub fn names_account(e: &Event, a: u64) -> bool {
         Event::Deposit { account, .. }
         | Event::Withdraw { account, .. }
         | Event::MarginMode { account, .. }
+        | Event::CrossMode { account, .. }
         | Event::Isolate { account, .. }
         | Event::Cancel { account, .. } => account.0 == a,
         Event::Order(o) => o.account.0 == a,

@@ -82,6 +82,8 @@ pub struct Bucket {
     pub breach_prints: u32,
     /// The input that last counted a print (a print counts once per event).
     pub breach_input: u64,
+    /// Margined as a portfolio (only ever set on a cross bucket; needs the venue's set).
+    pub portfolio: bool,
     /// The figures of its positions as last computed, with what they were computed from
     /// (derived; not persisted, not compared).
     #[rkyv(with = rkyv::with::Skip)]

@@ -289,6 +289,10 @@ impl Engine {
             } => self
                 .on_liquidate(*liquidator, *account, market, size)
                 .map(|_| NONE),
+            Event::RiskScenarios(spec) => self.on_risk_scenarios(spec).map(|_| NONE),
+            Event::CrossMode { account, portfolio } => {
+                self.on_cross_mode(*account, *portfolio).map(|_| NONE)
+            }
         }
     }
 

@@ -66,6 +66,13 @@ pub enum Event {
         market: Symbol,
         size: Dec,
     },
+    /// The venue's scenario set for portfolio margin (replaces the set in force whole).
+    RiskScenarios(Box<RiskScenariosSpec>),
+    /// The bucket form of `margin_mode`: the cross bucket's margin, portfolio or standard.
+    CrossMode {
+        account: AccountId,
+        portfolio: bool,
+    },
 }
 
 impl Event {
@@ -86,16 +93,44 @@ impl Event {
             Event::Oracle { .. } => "oracle",
             Event::Funding { .. } => "funding",
             Event::Liquidate { .. } => "liquidate",
+            Event::RiskScenarios(_) => "risk_scenarios",
+            Event::CrossMode { .. } => "margin_mode",
         }
     }
 
-    /// True for the operator's venue set-up events (`asset`, `market`, `params`, `insurance`).
+    /// True for the operator's venue set-up events (`asset`, `market`, `params`, `insurance`,
+    /// `risk_scenarios`).
     pub fn is_admin(&self) -> bool {
         matches!(
             self,
-            Event::Asset(_) | Event::Market(_) | Event::Params(_) | Event::Insurance { .. }
+            Event::Asset(_)
+                | Event::Market(_)
+                | Event::Params(_)
+                | Event::Insurance { .. }
+                | Event::RiskScenarios(_)
         )
     }
+}
+
+/// A `risk_scenarios` event as written: names stay text (a name outside the alphabet is
+/// `invalid_params`, judged with the rest of the set when it is applied).
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct RiskScenariosSpec {
+    pub name: String,
+    /// A JSON integer of any sign (the range is a rule of the set, not of its shape).
+    pub version: i128,
+    pub im_factor: Option<Dec>,
+    pub le_factor: Option<Dec>,
+    pub scenarios: Vec<ScenarioSpec>,
+}
+
+/// One joint move of a scenario set.
+#[derive(Clone, PartialEq, Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct ScenarioSpec {
+    pub name: String,
+    pub weight: Dec,
+    /// (asset name, relative move) in the order written; names unique.
+    pub moves: Vec<(String, Dec)>,
 }
 
 /// A pre-trade order.
@@ -205,6 +240,8 @@ pub struct MarketParams {
     pub spike_prints: Option<u64>,
     pub insurance_cap: Option<Dec>,
     pub own_fund: Option<bool>,
+    /// Floor charge of a position in a portfolio bucket (portfolio-margin extension).
+    pub pm_min_rate: Option<Dec>,
 }
 
 /// A `market` listing.
@@ -334,7 +371,23 @@ impl Event {
                 check_sym(market, "market")?;
                 check_dec(size, "size")
             }
+            Event::RiskScenarios(r) => r.check_wire(),
+            Event::CrossMode { .. } => Ok(()),
         }
+    }
+}
+
+impl RiskScenariosSpec {
+    fn check_wire(&self) -> Result<(), String> {
+        check_opt_dec(&self.im_factor, "im_factor")?;
+        check_opt_dec(&self.le_factor, "le_factor")?;
+        for s in &self.scenarios {
+            check_dec(&s.weight, "scenarios.weight")?;
+            for (_, r) in &s.moves {
+                check_dec(r, "scenarios.moves")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -370,6 +423,7 @@ impl MarketParams {
             (&self.liq_min_notional, "liq_min_notional"),
             (&self.margin_call, "margin_call"),
             (&self.insurance_cap, "insurance_cap"),
+            (&self.pm_min_rate, "pm_min_rate"),
         ];
         for (d, name) in fields {
             check_opt_dec(d, name)?;

@@ -88,6 +88,8 @@ pub struct Overlay {
     pub balance: Option<(AssetId, Native)>,
     pub position: Option<Position>,
     pub orders: Option<(MarketId, OrderSums)>,
+    /// Values the bucket in this mode (portfolio when true) instead of its own.
+    pub portfolio: Option<bool>,
 }
 
 /// Which fraction a requirement uses.
@@ -357,6 +359,12 @@ impl State {
             h.mm = h.mm.checked_add(v.mm).ok_or(Overflow)?;
             h.le = h.le.checked_add(v.le).ok_or(Overflow)?;
         }
+        if let Some(set) = self.portfolio_set(bucket, overlay) {
+            // Equity as above; the requirements are those of the whole book.
+            let pf = self.portfolio_figures(set, bucket, overlay, true)?;
+            (h.im, h.mm, h.le, h.order_margin) = (pf.im, pf.mm, pf.le, pf.order_loss);
+            return Ok(h);
+        }
         h.order_margin = self.bucket_order_margin(bucket, overlay)?;
         h.im = h.im.checked_add(h.order_margin).ok_or(Overflow)?;
         Ok(h)
@@ -380,6 +388,10 @@ impl State {
             h.mm = h.mm.checked_add(v.mm).ok_or(Overflow)?;
             h.le = h.le.checked_add(v.le).ok_or(Overflow)?;
         }
+        if let Some(set) = self.portfolio_set(bucket, &Overlay::default()) {
+            let pf = self.portfolio_figures(set, bucket, &Overlay::default(), false)?;
+            (h.mm, h.le) = (pf.mm, pf.le);
+        }
         Ok(h)
     }
 
@@ -389,26 +401,10 @@ impl State {
         bucket: &Bucket,
         overlay: &Overlay,
     ) -> Result<(), Overflow> {
-        let mut add = |asset: AssetId, b: Native| -> Result<(), Overflow> {
-            if b.0 == 0 {
-                return Ok(());
-            }
+        for (asset, b) in crate::portfolio::figures::overlaid_balances(bucket, overlay) {
             let (i, m) = self.collateral_terms(asset, b)?;
             h.equity_init = h.equity_init.checked_add(i).ok_or(Overflow)?;
             h.equity_maint = h.equity_maint.checked_add(m).ok_or(Overflow)?;
-            Ok(())
-        };
-        for (i, b) in bucket.balances.iter().enumerate() {
-            let asset = AssetId(i as u16);
-            match overlay.balance {
-                Some((a, v)) if a == asset => add(asset, v)?,
-                _ => add(asset, *b)?,
-            }
-        }
-        if let Some((a, v)) = overlay.balance {
-            if a.index() >= bucket.balances.len() {
-                add(a, v)?;
-            }
         }
         Ok(())
     }

@@ -30,6 +30,7 @@ pub mod num;
 pub mod oracle;
 pub mod ordered;
 pub mod persist;
+pub mod portfolio;
 pub mod record;
 pub mod reject;
 pub mod report;

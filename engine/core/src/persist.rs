@@ -13,7 +13,7 @@ use rkyv::util::AlignedVec;
 
 /// Format version of journaled inputs, output batches and snapshots; bumped on any change of
 /// the persisted types (a data directory records the version it was written with).
-pub const PERSIST_VERSION: u32 = 2;
+pub const PERSIST_VERSION: u32 = 3;
 
 /// The records one input caused, as stored in the output log (one frame per input).
 #[derive(Clone, PartialEq, Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]

@@ -4,7 +4,7 @@
 use crate::account::{Account, Bucket, Slot};
 use crate::health::{Health, Overlay};
 use crate::ids::{AccountId, AssetId, MarketId};
-use crate::num::{format_scaled, format_trimmed, Overflow};
+use crate::num::{format_scaled, format_trimmed, Overflow, RATIO_DECIMALS};
 use crate::state::State;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -20,6 +20,30 @@ pub struct StateReport {
     pub assets: BTreeMap<String, AssetReport>,
     pub markets: BTreeMap<String, MarketReport>,
     pub accounts: Vec<AccountReport>,
+    /// The scenario set in force (absent before the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_scenarios: Option<RiskScenariosReport>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct RiskScenariosReport {
+    pub name: String,
+    pub version: u64,
+    pub im_factor: String,
+    pub le_factor: String,
+    /// How many scenarios the set has.
+    pub scenarios: usize,
+}
+
+/// The portfolio figures of an account's cross bucket in portfolio mode.
+#[derive(Serialize, Debug)]
+pub struct PortfolioReport {
+    pub set: String,
+    pub version: u64,
+    pub floor: String,
+    /// The scenario with the largest weighted loss (null when every one is 0).
+    pub worst_scenario: Option<String>,
+    pub worst_loss: String,
 }
 
 #[derive(Serialize, Debug)]
@@ -44,8 +68,9 @@ pub struct PositionReport {
     pub quote: String,
     pub notional: String,
     pub upnl: String,
-    pub im: String,
-    pub mm: String,
+    /// Null in a portfolio bucket (a position has no requirement of its own there).
+    pub im: Option<String>,
+    pub mm: Option<String>,
     pub isolated_balance: Option<String>,
 }
 
@@ -75,6 +100,8 @@ pub struct AccountReport {
     pub health_maint: String,
     pub liquidating: bool,
     pub isolated: Vec<IsolatedReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<PortfolioReport>,
 }
 
 impl State {
@@ -92,6 +119,13 @@ impl State {
             assets: BTreeMap::new(),
             markets: BTreeMap::new(),
             accounts: Vec::new(),
+            risk_scenarios: self.venue.risk.as_ref().map(|s| RiskScenariosReport {
+                name: s.name.to_string(),
+                version: s.version,
+                im_factor: format_trimmed(s.im_factor.0, RATIO_DECIMALS),
+                le_factor: format_trimmed(s.le_factor.0, RATIO_DECIMALS),
+                scenarios: s.scenarios.len(),
+            }),
         };
         for (i, a) in self.venue.assets.iter().enumerate() {
             let st = &self.assets[i];
@@ -179,7 +213,23 @@ impl State {
             health_maint: q(h.health_maint()),
             liquidating: acc.cross.is_liquidating(),
             isolated,
+            portfolio: self.portfolio_report(&acc.cross)?,
         })
+    }
+
+    fn portfolio_report(&self, bucket: &Bucket) -> Result<Option<PortfolioReport>, Overflow> {
+        let Some(set) = self.portfolio_set(bucket, &Overlay::default()) else {
+            return Ok(None);
+        };
+        let pf = self.portfolio_figures(set, bucket, &Overlay::default(), false)?;
+        let qd = self.quote_decimals();
+        Ok(Some(PortfolioReport {
+            set: set.name.to_string(),
+            version: set.version,
+            floor: format_scaled(pf.floor, qd),
+            worst_scenario: pf.worst.map(|j| set.scenarios[j].name.to_string()),
+            worst_loss: format_scaled(pf.worst_loss, qd),
+        }))
     }
 
     fn position_report(
@@ -192,6 +242,7 @@ impl State {
         let q = |v: i128| format_scaled(v, qd);
         let cfg = self.venue.market(p.market);
         let v = self.position_value(p)?;
+        let own = self.portfolio_set(bucket, &Overlay::default()).is_none();
         Ok(PositionReport {
             market: cfg.name.to_string(),
             mode: match slot {
@@ -202,8 +253,8 @@ impl State {
             quote: q(p.quote.0),
             notional: q(v.notional),
             upnl: q(v.upnl_maint),
-            im: q(v.im),
-            mm: q(v.mm),
+            im: own.then(|| q(v.im)),
+            mm: own.then(|| q(v.mm)),
             isolated_balance: match slot {
                 Slot::Cross => None,
                 Slot::Isolated(_) => Some(q(bucket.balance(self.quote()).0)),

@@ -92,6 +92,8 @@ pub struct MarketConfig {
     pub insurance_cap: Option<Native>,
     /// The market keeps its own insurance fund.
     pub own_fund: bool,
+    /// Floor charge of a position in a portfolio bucket, a fraction of its notional.
+    pub pm_min_rate: Ratio,
 }
 
 /// Default `upnl_weight_init`: unrealised profit counts in full.
@@ -102,6 +104,9 @@ pub const DEFAULT_FUNDING_RATE_CAP: Ratio = Ratio(10_000_000_000_000_000);
 pub const DEFAULT_LIQ_AUCTION_US: u64 = 60_000_000;
 /// Default `margin_call`: 125 % of maintenance.
 pub const DEFAULT_MARGIN_CALL: Ratio = Ratio(1_250_000_000_000_000_000);
+
+/// Default `pm_min_rate`: 1 % of notional.
+pub const DEFAULT_PM_MIN_RATE: Ratio = Ratio(10_000_000_000_000_000);
 
 /// The context a market is validated in: its base asset and the quote asset.
 pub struct MarketContext<'a> {
@@ -341,6 +346,7 @@ impl MarketConfig {
             spike_prints: 0,
             insurance_cap: None,
             own_fund: false,
+            pm_min_rate: DEFAULT_PM_MIN_RATE,
         };
         m.apply(&spec.params, ctx.quote_decimals)?;
         Ok(m)
@@ -438,6 +444,9 @@ impl MarketConfig {
         }
         if let Some(v) = p.own_fund {
             self.own_fund = v;
+        }
+        if let Some(v) = &p.pm_min_rate {
+            self.pm_min_rate = ratio_in(v, "pm_min_rate", Ratio::ZERO, Ratio::ONE)?;
         }
         Ok(())
     }
@@ -555,6 +564,8 @@ pub struct Venue {
     pub assets: Vec<AssetConfig>,
     pub markets: Vec<MarketConfig>,
     pub quote: Option<AssetId>,
+    /// The scenario set of portfolio margin, once a `risk_scenarios` event was accepted.
+    pub risk: Option<crate::portfolio::ScenarioSet>,
     /// Name index of `markets`, rebuilt after a snapshot is loaded; never iterated.
     #[rkyv(with = rkyv::with::Skip)]
     market_by_name: FxHashMap<Symbol, MarketId>,

@@ -70,6 +70,9 @@ cases! {
     liquidation_2002 => "liquidation-2002",
     liquidation_2003 => "liquidation-2003",
     liquidation_2004 => "liquidation-2004",
+    portfolio_3001 => "portfolio-3001",
+    portfolio_3002 => "portfolio-3002",
+    portfolio_3003 => "portfolio-3003",
 }
 
 /// The comparison itself must catch a changed figure, a missing account and a changed result.

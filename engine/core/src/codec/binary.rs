@@ -8,8 +8,9 @@
 //! (`Symbol::new`), decimals must be what the JSON codec could have made (`Dec::is_canonical`),
 //! so that the whole input meets [`Input::check_wire`], so both codecs feed the state
 //! machine the same set of inputs and the state machine judges them the same way.
-//! Venue set-up events (`asset`, `market`, `params`), whose shape is not fixed, travel as a JSON
-//! line inside a frame of type [`TYPE_JSON`] and are parsed by the JSON codec itself.
+//! Venue set-up events (`asset`, `market`, `params`, `risk_scenarios`), whose shape is not
+//! fixed, and the bucket form of `margin_mode` (rare, and added after version 1 was fixed) travel
+//! as a JSON line inside a frame of type [`TYPE_JSON`] and are parsed by the JSON codec itself.
 
 use super::json_in::{parse_input, Malformed};
 use crate::event::{Event, FillSpec, Input, OrderSpec};
@@ -69,7 +70,11 @@ const FILL_MAKER_FEE: u8 = 8;
 pub fn encode(input: &Input, out: &mut Vec<u8>) {
     let mut w = Writer { out };
     let ty = match &input.event {
-        Event::Asset(_) | Event::Market(_) | Event::Params(_) => TYPE_JSON,
+        Event::Asset(_)
+        | Event::Market(_)
+        | Event::Params(_)
+        | Event::RiskScenarios(_)
+        | Event::CrossMode { .. } => TYPE_JSON,
         Event::Insurance { .. } => TYPE_INSURANCE,
         Event::Deposit { .. } => TYPE_DEPOSIT,
         Event::Withdraw { .. } => TYPE_WITHDRAW,
@@ -85,7 +90,11 @@ pub fn encode(input: &Input, out: &mut Vec<u8>) {
     w.bytes(&[VERSION, ty, 0, 0, 0, 0, 0, 0]);
     w.u64(input.ts);
     match &input.event {
-        Event::Asset(_) | Event::Market(_) | Event::Params(_) => {
+        Event::Asset(_)
+        | Event::Market(_)
+        | Event::Params(_)
+        | Event::RiskScenarios(_)
+        | Event::CrossMode { .. } => {
             w.bytes(super::input_line(input).as_bytes());
         }
         Event::Insurance { amount, market } => {

@@ -4,7 +4,7 @@
 
 use crate::event::{
     AssetParams, AssetSpec, BreakerSpec, Event, FillSpec, Input, MarketParams, MarketSpec,
-    OracleSpec, OrderSpec, ParamsSpec, TierSpec, VolSpec,
+    OracleSpec, OrderSpec, ParamsSpec, RiskScenariosSpec, ScenarioSpec, TierSpec, VolSpec,
 };
 use crate::ids::{AccountId, MarginMode, OrderId, Side, Symbol};
 use crate::num::Dec;
@@ -65,6 +65,70 @@ struct RawVol<'a> {
     cap: &'a str,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario<'a> {
+    #[serde(borrow)]
+    name: &'a str,
+    weight: &'a str,
+    #[serde(borrow)]
+    moves: RawMoves<'a>,
+}
+
+/// A scenario's moves: asset name -> decimal string, in the order written; a key written twice
+/// is an error (a map type would quietly keep one of them).
+struct RawMoves<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawMoves<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawMoves<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of asset names to decimal strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(&'de str, &'de str)> = Vec::new();
+                while let Some((k, v)) = map.next_entry::<&'de str, &'de str>()? {
+                    if out.iter().any(|(o, _)| *o == k) {
+                        return Err(serde::de::Error::custom(format!(
+                            "duplicate asset {k:?} in moves"
+                        )));
+                    }
+                    out.push((k, v));
+                }
+                Ok(RawMoves(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A JSON integer of either sign (a version's range is judged later, not here).
+struct JsonInt(i128);
+
+impl<'de> Deserialize<'de> for JsonInt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = JsonInt;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON integer")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<JsonInt, E> {
+                Ok(JsonInt(i128::from(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<JsonInt, E> {
+                Ok(JsonInt(i128::from(v)))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// Every field of every event, all optional; which ones an event type allows is checked after.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +169,13 @@ struct Raw<'a> {
     spike_prints: Option<u64>,
     insurance_cap: Option<&'a str>,
     own_fund: Option<bool>,
+    pm_min_rate: Option<&'a str>,
+    name: Option<&'a str>,
+    version: Option<JsonInt>,
+    im_factor: Option<&'a str>,
+    le_factor: Option<&'a str>,
+    #[serde(borrow)]
+    scenarios: Option<Vec<RawScenario<'a>>>,
     amount: Option<&'a str>,
     account: Option<u64>,
     mode: Option<&'a str>,
@@ -148,11 +219,12 @@ const MARKET_PARAM_FIELDS: &[&str] = &[
     "spike_prints",
     "insurance_cap",
     "own_fund",
+    "pm_min_rate",
 ];
 
 impl<'a> Raw<'a> {
     /// Every field but `type` and `ts`, with whether it is present.
-    fn fields(&self) -> [(&'static str, bool); 44] {
+    fn fields(&self) -> [(&'static str, bool); 50] {
         [
             ("asset", self.asset.is_some()),
             ("decimals", self.decimals.is_some()),
@@ -181,6 +253,12 @@ impl<'a> Raw<'a> {
             ("spike_prints", self.spike_prints.is_some()),
             ("insurance_cap", self.insurance_cap.is_some()),
             ("own_fund", self.own_fund.is_some()),
+            ("pm_min_rate", self.pm_min_rate.is_some()),
+            ("name", self.name.is_some()),
+            ("version", self.version.is_some()),
+            ("im_factor", self.im_factor.is_some()),
+            ("le_factor", self.le_factor.is_some()),
+            ("scenarios", self.scenarios.is_some()),
             ("amount", self.amount.is_some()),
             ("account", self.account.is_some()),
             ("mode", self.mode.is_some()),
@@ -364,23 +442,8 @@ fn event_of(ty: &str, r: &Raw<'_>) -> Result<Event, Malformed> {
                 }
             }
         }
-        "margin_mode" => {
-            r.only(ty, &["account", "market", "mode"])?;
-            let mode = match req(r.mode, "mode", ty)? {
-                "cross" => MarginMode::Cross,
-                "isolated" => MarginMode::Isolated,
-                other => {
-                    return Err(bad!(
-                        "field `mode` must be \"cross\" or \"isolated\", got {other:?}"
-                    ))
-                }
-            };
-            Event::MarginMode {
-                account: AccountId(req(r.account, "account", ty)?),
-                market: sym(req(r.market, "market", ty)?, "market")?,
-                mode,
-            }
-        }
+        "margin_mode" => margin_mode_event(r)?,
+        "risk_scenarios" => risk_scenarios_event(r)?,
         "isolate" => {
             r.only(ty, &["account", "market", "amount"])?;
             Event::Isolate {
@@ -424,6 +487,70 @@ fn event_of(ty: &str, r: &Raw<'_>) -> Result<Event, Malformed> {
         }
         other => return Err(bad!("unknown event type {other:?}")),
     })
+}
+
+/// `margin_mode` in its two shapes: `cross`/`isolated` with a `market`, `portfolio`/`standard`
+/// without one (the cross bucket's margin).
+fn margin_mode_event(r: &Raw<'_>) -> Result<Event, Malformed> {
+    let ty = "margin_mode";
+    r.only(ty, &["account", "market", "mode"])?;
+    let account = AccountId(req(r.account, "account", ty)?);
+    let mode = req(r.mode, "mode", ty)?;
+    let market_mode = match mode {
+        "cross" => Some(MarginMode::Cross),
+        "isolated" => Some(MarginMode::Isolated),
+        "portfolio" | "standard" => None,
+        other => {
+            return Err(bad!(
+                "field `mode` must be \"cross\", \"isolated\", \"portfolio\" or \"standard\", got {other:?}"
+            ))
+        }
+    };
+    match (market_mode, r.market) {
+        (Some(mode), Some(m)) => Ok(Event::MarginMode {
+            account,
+            market: sym(m, "market")?,
+            mode,
+        }),
+        (Some(_), None) => Err(bad!(
+            "`margin_mode` with mode {mode:?} needs field `market`"
+        )),
+        (None, None) => Ok(Event::CrossMode {
+            account,
+            portfolio: mode == "portfolio",
+        }),
+        (None, Some(_)) => Err(bad!(
+            "`margin_mode` with mode {mode:?} sets the cross bucket's margin and takes no `market`"
+        )),
+    }
+}
+
+fn risk_scenarios_event(r: &Raw<'_>) -> Result<Event, Malformed> {
+    let ty = "risk_scenarios";
+    r.only(
+        ty,
+        &["name", "version", "im_factor", "le_factor", "scenarios"],
+    )?;
+    let raw = req(r.scenarios.as_ref(), "scenarios", ty)?;
+    let mut scenarios = Vec::with_capacity(raw.len());
+    for s in raw {
+        let mut moves = Vec::with_capacity(s.moves.0.len());
+        for (asset, m) in &s.moves.0 {
+            moves.push((asset.to_string(), dec(m, "scenarios.moves")?));
+        }
+        scenarios.push(ScenarioSpec {
+            name: s.name.to_string(),
+            weight: dec(s.weight, "scenarios.weight")?,
+            moves,
+        });
+    }
+    Ok(Event::RiskScenarios(Box::new(RiskScenariosSpec {
+        name: req(r.name, "name", ty)?.to_string(),
+        version: req(r.version.as_ref(), "version", ty)?.0,
+        im_factor: opt_dec(r.im_factor, "im_factor")?,
+        le_factor: opt_dec(r.le_factor, "le_factor")?,
+        scenarios,
+    })))
 }
 
 fn asset_params(r: &Raw<'_>) -> Result<AssetParams, Malformed> {
@@ -514,6 +641,7 @@ fn market_params(r: &Raw<'_>) -> Result<MarketParams, Malformed> {
         spike_prints: r.spike_prints,
         insurance_cap: opt_dec(r.insurance_cap, "insurance_cap")?,
         own_fund: r.own_fund,
+        pm_min_rate: opt_dec(r.pm_min_rate, "pm_min_rate")?,
     })
 }
 

@@ -1,7 +1,9 @@
 //! Writing records and events as JSON Lines: numbers as decimal strings with their asset's
 //! decimals, ids and counts as integers, fields in a fixed order so that the bytes are stable.
 
-use crate::event::{AssetParams, Event, Input, MarketParams, OracleSpec, ParamsSpec, TierSpec};
+use crate::event::{
+    AssetParams, Event, Input, MarketParams, OracleSpec, ParamsSpec, RiskScenariosSpec, TierSpec,
+};
 use crate::ids::Symbol;
 use crate::num::{decimal::write_scaled, Dec};
 
@@ -456,7 +458,35 @@ fn write_event(o: &mut Obj<'_>, e: &Event) {
             o.int("liquidator", liquidator).int("account", account);
             o.sym("market", market).dec("size", size);
         }
+        Event::RiskScenarios(r) => write_risk_scenarios(o, r),
+        Event::CrossMode { account, portfolio } => {
+            o.int("account", account)
+                .str("mode", if *portfolio { "portfolio" } else { "standard" });
+        }
     }
+}
+
+fn write_risk_scenarios(o: &mut Obj<'_>, r: &RiskScenariosSpec) {
+    o.str("name", &r.name).int("version", r.version);
+    o.opt_dec("im_factor", &r.im_factor)
+        .opt_dec("le_factor", &r.le_factor);
+    let k = o.key("scenarios");
+    k.push('[');
+    for (i, s) in r.scenarios.iter().enumerate() {
+        if i > 0 {
+            k.push(',');
+        }
+        let mut inner = Obj::new(k);
+        inner.str("name", &s.name).dec("weight", &s.weight);
+        let m = inner.key("moves");
+        let mut moves = Obj::new(m);
+        for (asset, r) in &s.moves {
+            moves.dec(asset, r);
+        }
+        moves.end();
+        inner.end();
+    }
+    k.push(']');
 }
 
 fn write_asset_params(o: &mut Obj<'_>, p: &AssetParams) {
@@ -537,6 +567,7 @@ fn write_market_params(o: &mut Obj<'_>, p: &MarketParams) {
     if let Some(v) = p.own_fund {
         o.bool("own_fund", v);
     }
+    o.opt_dec("pm_min_rate", &p.pm_min_rate);
 }
 
 #[cfg(test)]
@@ -551,6 +582,11 @@ mod tests {
             r#"{"type":"market","ts":0,"market":"BTC-PERP","base":"BTC","size_decimals":4,"imf":"0.1","mmf":"0.05","tiers":[{"above":"1000000","imf":"0.2","mmf":"0.1"}],"liq_auction_us":60000000}"#,
             r#"{"type":"fill","ts":22,"market":"BTC-PERP","taker":7,"maker":9,"side":"buy","price":"65000","size":"0.5","taker_order":991,"taker_fee":"16.25","maker_fee":"-3.25"}"#,
             r#"{"type":"params","ts":5,"asset":"BTC","weight_init":"0.75"}"#,
+            r#"{"type":"params","ts":5,"market":"BTC-PERP","pm_min_rate":"0.02"}"#,
+            r#"{"type":"risk_scenarios","ts":6,"name":"crypto","version":3,"im_factor":"1.5","scenarios":[{"name":"dn","weight":"0.5","moves":{"BTC":"-0.1","ETH":"-0.12"}},{"name":"flat","weight":"1","moves":{}}]}"#,
+            r#"{"type":"risk_scenarios","ts":6,"name":"x","version":-4,"scenarios":[]}"#,
+            r#"{"type":"margin_mode","ts":7,"account":3,"mode":"portfolio"}"#,
+            r#"{"type":"margin_mode","ts":7,"account":3,"mode":"standard"}"#,
         ];
         for l in lines {
             let a = parse_input(l).unwrap();

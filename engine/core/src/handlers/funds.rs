@@ -98,6 +98,48 @@ impl Engine {
         Ok(())
     }
 
+    /// The bucket form of `margin_mode`: the cross bucket margined as a portfolio or standard.
+    /// No value moves; the checks are the contract's, in its order.
+    pub(crate) fn on_cross_mode(
+        &mut self,
+        account: AccountId,
+        portfolio: bool,
+    ) -> Result<(), Reject> {
+        let acc = self.account_checked(account)?;
+        let bucket = &acc.cross;
+        if bucket.portfolio == portfolio {
+            return Ok(()); // already in that mode
+        }
+        if portfolio && self.state.venue.risk.is_none() {
+            return Err(reject!(
+                Reason::InvalidParams,
+                "portfolio margin needs a scenario set (risk_scenarios) in force"
+            ));
+        }
+        if bucket.is_liquidating() {
+            return Err(reject!(
+                Reason::Liquidating,
+                "account {account} is in liquidation"
+            ));
+        }
+        self.check_cross_fresh(bucket)?;
+        let overlay = Overlay {
+            portfolio: Some(portfolio),
+            ..Overlay::default()
+        };
+        let what = if portfolio {
+            "the switch to portfolio margin"
+        } else {
+            "the switch to standard margin"
+        };
+        self.check_health_init(bucket, &overlay, what)?;
+        let acc = self.state.account_mut(account).expect("checked above");
+        acc.cross.portfolio = portfolio;
+        // Its mm and LE changed: the passes look at it and its bands are redrawn.
+        self.mark_dirty(account, Slot::Cross);
+        Ok(())
+    }
+
     /// Returns an isolated bucket's quote to the cross bucket and removes the bucket.
     fn close_isolated(&mut self, account: AccountId, market: crate::ids::MarketId) {
         let quote = self.state.quote();

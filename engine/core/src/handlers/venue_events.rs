@@ -1,11 +1,12 @@
 //! Venue set-up: `asset`, `market`, `params`, `insurance`.
 
 use crate::engine::Engine;
-use crate::event::{AssetSpec, MarketSpec, ParamsSpec};
+use crate::event::{AssetSpec, MarketSpec, ParamsSpec, RiskScenariosSpec};
 use crate::ids::{AssetId, MarketId, Symbol};
 use crate::limits::{AMOUNT_MAX, ASSETS_MAX, BALANCE_MAX, MARKETS_MAX};
 use crate::num::{Dec, Native, Ratio};
 use crate::oracle::OracleState;
+use crate::portfolio::ScenarioSet;
 use crate::record::{Body, Cause, Num, Reason};
 use crate::reject;
 use crate::reject::{positive, Reject};
@@ -124,6 +125,32 @@ impl Engine {
                 let next = self.state.venue.market(id).with_params(params, qd)?;
                 self.change_market_config(id, next);
                 self.moved_markets.push(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// A new scenario set: validated whole, its version above the one in force, then in force
+    /// at once. Every bucket exposed to any asset is looked at by this event's passes (a
+    /// portfolio bucket's requirement may have moved either way).
+    pub(crate) fn on_risk_scenarios(&mut self, spec: &RiskScenariosSpec) -> Result<(), Reject> {
+        let set = ScenarioSet::from_spec(spec, &self.state.venue)?;
+        if let Some(cur) = &self.state.venue.risk {
+            if set.version <= cur.version {
+                return Err(reject!(
+                    Reason::InvalidParams,
+                    "version {} does not rise above {} of the set in force ({})",
+                    set.version,
+                    cur.version,
+                    cur.name
+                ));
+            }
+        }
+        self.state.venue.risk = Some(set);
+        for i in 0..self.state.venue.assets.len() {
+            let id = AssetId(i as u16);
+            if !self.state.venue.asset(id).quote {
+                self.moved_assets.push(id);
             }
         }
         Ok(())

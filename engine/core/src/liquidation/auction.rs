@@ -136,6 +136,14 @@ impl Engine {
         // Only this position and the quote balance change with the bid: value everything else
         // once, then each probe re-values just the position (the sum is the same figure).
         let bucket = self.state.bucket(account, slot).ok_or(Overflow)?;
+        if self
+            .state
+            .portfolio_set(bucket, &Overlay::default())
+            .is_some()
+        {
+            let x_need = self.portfolio_size_need(account, slot, market, pos, price)?;
+            return self.size_limit_from_need(market, whole, x_need);
+        }
         let h = self.state.bucket_health(bucket, &Overlay::default())?;
         let balance = bucket.balance(self.state.quote()).0;
         let now = self
@@ -170,6 +178,17 @@ impl Engine {
             }
             lo
         };
+        self.size_limit_from_need(market, whole, x_need)
+    }
+
+    /// The whole position when what `x_need` would leave is below `liq_min_notional`, else
+    /// `x_need` lots.
+    fn size_limit_from_need(
+        &self,
+        market: MarketId,
+        whole: i64,
+        x_need: i64,
+    ) -> Result<Lots, Overflow> {
         let cfg = self.state.venue.market(market);
         let left = self.state.notional_exact(market, Lots(whole - x_need))?;
         let min = cfg.liq_min_notional.exact(self.state.quote_decimals());
@@ -177,6 +196,62 @@ impl Engine {
             return Ok(Lots(whole));
         }
         Ok(Lots(x_need))
+    }
+
+    /// x_need of a portfolio bucket: each lot taken need not raise its health_le (taking the
+    /// short of a hedge exposes the collateral left behind), so the two bisections of the
+    /// portfolio rule, followed exactly as the model writes them: the first size x_pk after
+    /// which one more lot no longer helps, then the smallest size up to it that restores
+    /// health_le >= 0 (x_pk itself when none does; 0 when no lot helps).
+    fn portfolio_size_need(
+        &self,
+        account: AccountId,
+        slot: Slot,
+        market: MarketId,
+        pos: Lots,
+        price: Ticks,
+    ) -> Result<i64, Overflow> {
+        let bucket = self.state.bucket(account, slot).ok_or(Overflow)?;
+        let quote = self.state.quote();
+        let h = |x: i64| -> Result<i128, Overflow> {
+            if x == 0 {
+                return Ok(self
+                    .state
+                    .bucket_health(bucket, &Overlay::default())?
+                    .health_le());
+            }
+            let plan = self.plan_bucket_side(account, slot, market, pos, Lots(x), price)?;
+            let fee = self.liquidation_fee(market, Lots(x))?;
+            let overlay = Overlay {
+                balance: Some((quote, plan.balance_after.checked_sub(Native(fee))?)),
+                position: Some(plan.position),
+                ..Overlay::default()
+            };
+            Ok(self.state.bucket_health(bucket, &overlay)?.health_le())
+        };
+        let (mut lo, mut hi) = (0i64, pos.0.abs());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if h(mid + 1)? <= h(mid)? {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let x_pk = lo;
+        if x_pk == 0 || h(x_pk)? < 0 {
+            return Ok(x_pk);
+        }
+        let (mut lo, mut hi) = (1i64, x_pk);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if h(mid)? >= 0 {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo)
     }
 
     /// The liquidated bucket's side of taking over `x` lots at `price`.
