@@ -9,7 +9,7 @@
 use crate::engine::Engine;
 use crate::event::{
     AssetParams, AssetSpec, Event, FillSpec, Input, MarketParams, MarketSpec, OracleSpec,
-    OrderSpec, TierSpec,
+    OrderSpec, RiskScenariosSpec, ScenarioSpec, TierSpec,
 };
 use crate::ids::{AccountId, OrderId, Side, Symbol};
 use crate::num::Dec;
@@ -33,6 +33,11 @@ pub struct ScenarioConfig {
     pub crash_depth_bps: u32,
     /// Simulated hours the events span (funding is paid every simulated hour).
     pub hours: u32,
+    /// Traders that switch their cross bucket to portfolio margin, per mille (0: none, and no
+    /// scenario set is listed: the stream is that of a venue without portfolio margin).
+    pub portfolio_permille: u32,
+    /// Scenarios in the venue's set when `portfolio_permille` > 0 (1 to 64).
+    pub risk_scenarios: u8,
 }
 
 impl Default for ScenarioConfig {
@@ -45,6 +50,8 @@ impl Default for ScenarioConfig {
             crash_at_permille: 600,
             crash_depth_bps: 3_000,
             hours: 24,
+            portfolio_permille: 0,
+            risk_scenarios: 24,
         }
     }
 }
@@ -324,7 +331,43 @@ impl Scenario {
         for i in 0..self.markets() {
             self.push_prices(i);
         }
+        if self.cfg.portfolio_permille > 0 {
+            self.push(Event::RiskScenarios(Box::new(self.risk_scenarios())));
+        }
         self.fund_accounts();
+    }
+
+    /// The venue's scenario set: joint moves of every listed asset (a common move of up to
+    /// ±15 % and an idiosyncratic one of up to ±3 %), weights 1, 0.5 or 0.3. Drawn from its own
+    /// generator, so the rest of the stream does not depend on it.
+    fn risk_scenarios(&self) -> RiskScenariosSpec {
+        let mut rng = Rng::new(self.cfg.seed ^ 0x5ce9_a210_5e75);
+        let count = self.cfg.risk_scenarios.clamp(1, 64);
+        let scenarios = (0..count)
+            .map(|j| {
+                let common = rng.range(-150, 150);
+                let moves = ASSETS[..self.markets()]
+                    .iter()
+                    .map(|a| {
+                        let r = common + rng.range(-30, 30);
+                        (a.name.to_string(), dec(i128::from(r), 3))
+                    })
+                    .collect();
+                let weight = [dec(1, 0), dec(5, 1), dec(3, 1)][rng.below(3) as usize];
+                ScenarioSpec {
+                    name: format!("s{j:02}"),
+                    weight,
+                    moves,
+                }
+            })
+            .collect();
+        RiskScenariosSpec {
+            name: "bench".to_string(),
+            version: 1,
+            im_factor: Some(dec(15, 1)),
+            le_factor: Some(dec(125, 2)),
+            scenarios,
+        }
     }
 
     fn market_spec(&self, i: usize, a: &AssetDef) -> MarketSpec {
@@ -374,6 +417,14 @@ impl Scenario {
             if self.rng.chance(150) {
                 let amount = i128::from(self.rng.range(10_000_000, 500_000_000));
                 self.deposit(TRADER_BASE + t, "ETH", amount);
+            }
+            // Every trader in a fixed, evenly spread share (not a draw of the stream's
+            // generator, so the rest of the stream stays the same).
+            if (t * 7919) % 1000 < u64::from(self.cfg.portfolio_permille) {
+                self.push(Event::CrossMode {
+                    account: AccountId(TRADER_BASE + t),
+                    portfolio: true,
+                });
             }
         }
     }

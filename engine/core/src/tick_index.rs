@@ -82,6 +82,10 @@ struct MarketRates {
     price_per_lot: i128,
     /// Per lot per unit of the funding index.
     funding_per_lot: i128,
+    /// Per lot per tick in a portfolio bucket: |s| moves u, and max(r, le_factor) times the
+    /// fastest the floor or a weighted scenario loss moves per unit of notional (max of
+    /// pm_min_rate and weight x |move| of the base) moves the requirement.
+    pm_price_per_lot: i128,
 }
 
 /// The index of every bucket's bands.
@@ -93,6 +97,9 @@ pub(crate) struct Bands {
     /// Per market and per asset (collateral) rates, valid for `rates_epoch` of the venue.
     market_rates: Vec<MarketRates>,
     asset_rates: Vec<i128>,
+    /// Per native unit per tick of collateral in a portfolio bucket: its weight in equity plus
+    /// max(r, le_factor) x weight x |move| for its scenario terms.
+    pm_asset_rates: Vec<i128>,
     rates_epoch: Option<u64>,
     drivers: Vec<(Driver, i128)>,
     /// Buckets whose bands could not be computed, or whose auction may run out any moment:
@@ -263,6 +270,17 @@ impl Bands {
         let quote_atto = Exact::new(1, 0)
             .times(Exact::new(pow10_i128(qd), 0))?
             .times(Exact::new(ATTO, 0))?;
+        // How much faster than the scenario losses the levels a band guards move: r x mm for
+        // the margin call, le_factor x mm for the liquidation end (rounded up; 18 decimals).
+        let pm_mult = state
+            .venue
+            .risk
+            .as_ref()
+            .map_or(Ratio::ONE, |s| r_max.max(s.le_factor));
+        let pm_move = |asset: AssetId| -> Exact {
+            let r = state.venue.risk.as_ref().map_or(0, |s| s.move_max(asset));
+            Exact::new(r, crate::portfolio::set::MOVE_DECIMALS)
+        };
         self.market_rates.clear();
         for (i, cfg) in state.venue.markets.iter().enumerate() {
             let m = MarketId(i as u16);
@@ -283,19 +301,31 @@ impl Bands {
             let per_lot_unit = quote_atto
                 .times(Exact::new(1, cfg.size_decimals))?
                 .times(Exact::new(1, state.funding_scale(m)))?;
+            let pm_fraction = Exact::new(cfg.pm_min_rate.0, RATIO_DECIMALS)
+                .max(pm_move(cfg.base))?
+                .times(pm_mult.exact())?;
+            let pm_per_lot_tick = quote_atto
+                .times(Exact::new(1, cfg.size_decimals))?
+                .times(Exact::new(1, base.price_scale))?
+                .times(Exact::int(1).plus(pm_fraction)?)?;
             self.market_rates.push(MarketRates {
                 price_per_lot: per_lot_tick.ceil(0)?.max(1),
                 funding_per_lot: per_lot_unit.ceil(0)?.max(1),
+                pm_price_per_lot: pm_per_lot_tick.ceil(0)?.max(1),
             });
         }
         self.asset_rates.clear();
-        for a in &state.venue.assets {
+        self.pm_asset_rates.clear();
+        for (i, a) in state.venue.assets.iter().enumerate() {
             let w = a.weight_maint.max(a.weight_init);
-            let per_native_tick = quote_atto
+            let per_native = quote_atto
                 .times(Exact::new(1, a.decimals))?
-                .times(Exact::new(1, a.price_scale))?
-                .times(w.exact())?;
-            self.asset_rates.push(per_native_tick.ceil(0)?);
+                .times(Exact::new(1, a.price_scale))?;
+            self.asset_rates.push(per_native.times(w.exact())?.ceil(0)?);
+            // A debt's scenario term counts in full (weight 1): bound every balance by it.
+            let scenario = pm_move(AssetId(i as u16)).times(pm_mult.exact())?;
+            let pm = per_native.times(w.exact().plus(scenario)?)?;
+            self.pm_asset_rates.push(pm.ceil(0)?);
         }
         self.rates_epoch = Some(epoch);
         Ok(())
@@ -394,14 +424,22 @@ impl Bands {
                 None => drivers.push((d, rate)),
             }
         };
+        let portfolio = state
+            .portfolio_set(bucket, &crate::health::Overlay::default())
+            .is_some();
         for p in &bucket.positions {
             let rates = self.market_rates[p.market.index()];
             let lots = i128::from(p.size.0.unsigned_abs());
             let base = state.venue.market(p.market).base;
+            let per_lot = if portfolio {
+                rates.pm_price_per_lot
+            } else {
+                rates.price_per_lot
+            };
             add(
                 &mut self.drivers,
                 Driver::Price(base),
-                lots.saturating_mul(rates.price_per_lot),
+                lots.saturating_mul(per_lot),
             );
             add(
                 &mut self.drivers,
@@ -410,11 +448,13 @@ impl Bands {
             );
         }
         let quote = state.quote();
+        let asset_rates = if portfolio {
+            &self.pm_asset_rates
+        } else {
+            &self.asset_rates
+        };
         for (asset, balance) in bucket.non_quote_assets(quote) {
-            let rate = balance
-                .0
-                .abs()
-                .saturating_mul(self.asset_rates[asset.index()]);
+            let rate = balance.0.abs().saturating_mul(asset_rates[asset.index()]);
             add(&mut self.drivers, Driver::Price(asset), rate);
         }
     }
@@ -452,9 +492,15 @@ impl State {
         };
         // Each rounded term can move one unit more than its exact value: one per balance, and
         // per position one for its PnL and r for its requirement.
-        let terms = bucket.balances.iter().filter(|b| b.0 != 0).count() as i128
-            + bucket.positions.len() as i128 * (1 + r_ceil)
-            + 2;
+        let balances = bucket.balances.iter().filter(|b| b.0 != 0).count() as i128;
+        let positions = bucket.positions.len() as i128;
+        let mut terms = balances + positions * (1 + r_ceil) + 2;
+        if let Some(set) = self.portfolio_set(bucket, &crate::health::Overlay::default()) {
+            // A scenario's P&L sums one rounded term per holding and its weighted loss rounds
+            // once more; MM is read through r (the call) and le_factor (LE, rounded once more).
+            let le_ceil = (set.le_factor.0 + Ratio::ONE.0 - 1) / Ratio::ONE.0;
+            terms += (balances + positions + 2) * (1 + r_ceil.max(le_ceil)) + 1;
+        }
         buffer.saturating_sub(terms)
     }
 
@@ -493,4 +539,152 @@ impl State {
 
 fn pow10_i128(k: u8) -> i128 {
     10i128.pow(u32::from(k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::parse_input;
+    use crate::num::Ticks;
+    use crate::rng::Rng;
+
+    /// A venue of three assets with scenario moves far larger than any margin fraction (so a
+    /// band drawn with the standard rates would be far too wide for a portfolio bucket), and
+    /// random portfolio books: collateral in BTC and ETH, positions on both sides.
+    fn portfolio_venue(seed: u64) -> crate::Engine {
+        let mut lines =
+            vec![r#"{"type":"asset","ts":0,"asset":"USDC","decimals":6,"quote":true}"#.to_string()];
+        for (a, d, w) in [("BTC", 8, "0.9"), ("ETH", 8, "0.85"), ("SOL", 9, "0.8")] {
+            lines.push(format!(
+                r#"{{"type":"asset","ts":0,"asset":"{a}","decimals":{d},"price_decimals":2,"weight_init":"0.7","weight_maint":"{w}","oracle":{{"sources":1,"min_sources":1,"max_age_us":600000000,"max_deviation":"0.5"}}}}"#
+            ));
+            lines.push(format!(
+                r#"{{"type":"market","ts":0,"market":"{a}-PERP","base":"{a}","size_decimals":3,"imf":"0.1","mmf":"0.05","pm_min_rate":"0.01","margin_call":"1.25"}}"#
+            ));
+        }
+        for (a, p) in [("BTC", "65000"), ("ETH", "3200"), ("SOL", "150")] {
+            lines.push(format!(
+                r#"{{"type":"oracle","ts":1,"asset":"{a}","source":0,"price":"{p}"}}"#
+            ));
+        }
+        lines.push(r#"{"type":"risk_scenarios","ts":1,"name":"wide","version":1,"im_factor":"1.5","le_factor":"1.25","scenarios":[{"name":"dn","weight":"1","moves":{"BTC":"-0.4","ETH":"-0.4","SOL":"-0.4"}},{"name":"up","weight":"1","moves":{"BTC":"0.4","ETH":"0.4","SOL":"0.4"}},{"name":"pair","weight":"1","moves":{"BTC":"0.3","ETH":"-0.3"}},{"name":"sol","weight":"0.5","moves":{"SOL":"-0.6"}}]}"#.to_string());
+        lines.push(
+            r#"{"type":"deposit","ts":1,"account":999,"asset":"USDC","amount":"1000000000"}"#
+                .to_string(),
+        );
+        let mut rng = Rng::new(seed);
+        let prices = [65000i64, 3200, 150];
+        for acc in 1..=40u64 {
+            let usdc = rng.range(5_000, 200_000);
+            lines.push(format!(
+                r#"{{"type":"deposit","ts":1,"account":{acc},"asset":"USDC","amount":"{usdc}"}}"#
+            ));
+            for (a, max) in [("BTC", 3), ("ETH", 40)] {
+                if rng.chance(500) {
+                    let x = rng.range(1, max);
+                    lines.push(format!(
+                        r#"{{"type":"deposit","ts":1,"account":{acc},"asset":"{a}","amount":"{x}"}}"#
+                    ));
+                }
+            }
+            lines.push(format!(
+                r#"{{"type":"margin_mode","ts":1,"account":{acc},"mode":"portfolio"}}"#
+            ));
+            for (i, a) in ["BTC", "ETH", "SOL"].iter().enumerate() {
+                if rng.chance(600) {
+                    // Notional up to about twice the quote deposit, either side.
+                    let lots = rng.range(1, usdc * 2000 / prices[i]);
+                    let side = if rng.chance(500) { "buy" } else { "sell" };
+                    lines.push(format!(
+                        r#"{{"type":"fill","ts":1,"market":"{a}-PERP","taker":{acc},"maker":999,"side":"{side}","price":"{}","size":"{}.{:03}"}}"#,
+                        prices[i],
+                        lots / 1000,
+                        lots % 1000
+                    ));
+                }
+            }
+        }
+        let mut e = crate::Engine::new();
+        for l in &lines {
+            e.apply(&parse_input(l).expect("test line parses"));
+        }
+        e
+    }
+
+    /// equity_maint - ceil(r × mm): what a band of a bucket that is neither margin-called nor
+    /// in liquidation guards.
+    fn call_buffer(state: &State, bucket: &Bucket) -> i128 {
+        let h = state.bucket_maint_plain(bucket).expect("valuation");
+        let r = state.margin_call_ratio(bucket).unwrap_or(Ratio::ONE).0;
+        h.equity_maint - (r * h.mm + Ratio::ONE.0 - 1) / Ratio::ONE.0
+    }
+
+    /// Soundness of the portfolio bands: with every price driver of a portfolio bucket at any
+    /// corner of its band at once, the status the band guards holds. This is what lets a tick
+    /// skip the bucket; drawing the bands with the standard rates breaks it (the planted
+    /// mutation below).
+    fn unsound_corners(seed: u64, standard_rates: bool) -> (usize, usize) {
+        let e = portfolio_venue(seed);
+        let st = &e.state;
+        let (mut checked, mut bad) = (0, 0);
+        let mut bands = Bands::default();
+        let mut buf = Vec::new();
+        for acc in &st.accounts {
+            let b = &acc.cross;
+            if !b.portfolio || !b.has_positions() || b.is_liquidating() || b.margin_called {
+                continue;
+            }
+            if call_buffer(st, b) < 0 {
+                continue;
+            }
+            let mut probe = b.clone();
+            probe.portfolio = !standard_rates;
+            let h = st.bucket_maint_plain(b).unwrap();
+            bands.safe_bands(st, &probe, &h, &mut buf).unwrap();
+            let prices: Vec<&Band> = buf
+                .iter()
+                .filter(|x| matches!(x.driver, Driver::Price(_)))
+                .collect();
+            for corner in 0..(1u32 << prices.len()) {
+                let mut moved = st.clone();
+                for (i, band) in prices.iter().enumerate() {
+                    let Driver::Price(a) = band.driver else {
+                        continue;
+                    };
+                    let edge = if corner & (1 << i) != 0 {
+                        band.hi
+                    } else {
+                        band.lo
+                    };
+                    moved.assets[a.index()].oracle.index = Some(Ticks(edge.max(1) as i64));
+                }
+                checked += 1;
+                if call_buffer(&moved, moved.account(acc.id).map(|a| &a.cross).unwrap()) < 0 {
+                    bad += 1;
+                }
+            }
+        }
+        (checked, bad)
+    }
+
+    #[test]
+    fn portfolio_bands_hold_the_status_at_every_corner() {
+        for seed in 1..=6 {
+            let (checked, bad) = unsound_corners(seed, false);
+            assert!(checked >= 40, "seed {seed}: {checked} corners checked");
+            eprintln!("seed {seed}: {checked} corners");
+            assert_eq!(
+                bad, 0,
+                "seed {seed}: {bad} of {checked} corners flip the status"
+            );
+        }
+    }
+
+    /// The planted mutation: bands of portfolio buckets drawn with the standard rates.
+    #[test]
+    fn portfolio_bands_drawn_with_standard_rates_are_caught() {
+        let bad: usize = (1..=6).map(|seed| unsound_corners(seed, true).1).sum();
+        eprintln!("standard-rate bands: {bad} unsound corners");
+        assert!(bad > 0, "standard-rate bands went unnoticed");
+    }
 }

@@ -43,9 +43,55 @@ fn scenarios_with_crashes_give_the_same_bytes() {
             crash_at_permille: 300 + 100 * seed as u32,
             crash_depth_bps: 2_000 + 500 * seed as u32,
             hours: 6,
+            ..ScenarioConfig::default()
         };
         let inputs: Vec<Input> = Scenario::new(cfg).collect();
         assert_same(&inputs, &format!("seed {seed}"));
+    }
+}
+
+/// A third of the traders on portfolio margin over 24 scenarios: the bands of portfolio
+/// buckets (their rates read the scenario moves, the floor and le_factor) must never hide a
+/// bucket the naive scan would act on.
+#[test]
+fn portfolio_scenarios_with_crashes_give_the_same_bytes() {
+    for seed in 1..=4 {
+        let cfg = ScenarioConfig {
+            seed,
+            accounts: 150,
+            events: 12_000,
+            markets: 5,
+            crash_at_permille: 300 + 100 * seed as u32,
+            crash_depth_bps: 2_000 + 500 * seed as u32,
+            hours: 6,
+            portfolio_permille: 333,
+            risk_scenarios: 24,
+        };
+        let inputs: Vec<Input> = Scenario::new(cfg).collect();
+        let portfolio: Vec<u64> = inputs
+            .iter()
+            .filter_map(|i| match i.event {
+                margin_engine::Event::CrossMode { account, .. } => Some(account.0),
+                _ => None,
+            })
+            .collect();
+        assert!(portfolio.len() >= 45, "seed {seed}: {portfolio:?}");
+        assert_same(&inputs, &format!("portfolio seed {seed}"));
+        // The crash must reach portfolio buckets, or the comparison says little about them.
+        let started = outputs(&inputs, ScanMode::Indexed)
+            .iter()
+            .filter(|l| l.contains("\"liquidation_started\""))
+            .filter(|l| {
+                portfolio
+                    .iter()
+                    .any(|a| l.contains(&format!("\"account\":{a},")))
+            })
+            .count();
+        assert!(
+            started > 0,
+            "seed {seed}: no portfolio bucket was liquidated"
+        );
+        eprintln!("portfolio seed {seed}: {started} portfolio liquidations");
     }
 }
 

@@ -112,7 +112,7 @@ proptest! {
         crash_depth in 1000u32..6000,
         hours in 1u32..8,
     ) {
-        let cfg = ScenarioConfig { seed, accounts, events, markets, crash_at_permille: crash_at, crash_depth_bps: crash_depth, hours };
+        let cfg = ScenarioConfig { seed, accounts, events, markets, crash_at_permille: crash_at, crash_depth_bps: crash_depth, hours, ..ScenarioConfig::default() };
         let inputs: Vec<Input> = Scenario::new(cfg).collect();
         check_run(&inputs)?;
     }

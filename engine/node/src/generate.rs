@@ -81,6 +81,7 @@ impl GenerateArgs {
             crash_at_permille: self.crash_at_permille,
             crash_depth_bps: self.crash_depth_bps,
             hours: self.hours,
+            ..ScenarioConfig::default()
         })
     }
 }

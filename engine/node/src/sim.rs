@@ -213,6 +213,7 @@ impl Run {
             crash_at_permille: 200 + rng.below(700) as u32,
             crash_depth_bps: 1_000 + rng.below(4_000) as u32,
             hours: 1 + rng.below(6) as u32,
+            ..ScenarioConfig::default()
         };
         let mut inputs: Vec<Input> = Scenario::new(cfg).collect();
         operator_actions(&mut rng, &mut inputs);
