@@ -179,6 +179,7 @@ fn buckets(state: &State, errors: &mut Vec<String>) {
                 )),
                 _ => {}
             }
+            portfolio_bucket(state, acc.id, slot, b, errors);
         }
         for o in &acc.orders {
             let b = acc.bucket_for(o.market);
@@ -189,6 +190,49 @@ fn buckets(state: &State, errors: &mut Vec<String>) {
                 ));
             }
         }
+    }
+}
+
+/// A portfolio bucket's figures are ordered: IM >= ceil(im_factor × MM) >= LE >= MM >= FL >= 0,
+/// with IM = ceil(im_factor × MM) when it has no open order; only cross buckets are portfolio.
+fn portfolio_bucket(
+    state: &State,
+    account: crate::ids::AccountId,
+    slot: Slot,
+    b: &crate::account::Bucket,
+    errors: &mut Vec<String>,
+) {
+    if b.portfolio && slot != Slot::Cross {
+        errors.push(format!(
+            "account {account} {slot:?}: an isolated bucket is portfolio"
+        ));
+    }
+    let Some(set) = state.portfolio_set(b, &Overlay::default()) else {
+        return;
+    };
+    let qd = state.quote_decimals();
+    let figures = state.portfolio_figures(set, b, &Overlay::default(), true);
+    let scaled = figures.and_then(|f| {
+        let im_mm = Exact::new(f.mm, qd)
+            .times(set.im_factor.exact())?
+            .ceil(qd)?;
+        Ok((f, im_mm))
+    });
+    let Ok((f, im_mm)) = scaled else {
+        errors.push(format!("account {account}: portfolio valuation overflows"));
+        return;
+    };
+    let ordered = f.im >= im_mm && im_mm >= f.le && f.le >= f.mm && f.mm >= f.floor && f.floor >= 0;
+    let no_orders_exact = !b.orders.is_empty() || f.im == im_mm;
+    if !ordered || !no_orders_exact {
+        errors.push(format!(
+            "account {account}: portfolio figures out of order: IM {} ceil(im_factor x MM) {im_mm} LE {} MM {} FL {} (open orders: {})",
+            f.im,
+            f.le,
+            f.mm,
+            f.floor,
+            b.orders.len()
+        ));
     }
 }
 

@@ -117,6 +117,24 @@ proptest! {
         check_run(&inputs)?;
     }
 
+    /// Portfolio margin on a random share of the traders over a random number of scenarios:
+    /// conservation, the ordering of the portfolio figures and the naive engine's bytes after
+    /// every event, crashes included.
+    #[test]
+    fn random_portfolio_venues_with_crashes_keep_every_invariant(
+        seed in any::<u64>(),
+        accounts in 10u32..60,
+        events in 300u64..1500,
+        crash_at in 100u32..900,
+        crash_depth in 1000u32..6000,
+        portfolio in 100u32..1000,
+        scenarios in 1u8..64,
+    ) {
+        let cfg = ScenarioConfig { seed, accounts, events, markets: 4, crash_at_permille: crash_at, crash_depth_bps: crash_depth, hours: 3, portfolio_permille: portfolio, risk_scenarios: scenarios };
+        let inputs: Vec<Input> = Scenario::new(cfg).collect();
+        check_run(&inputs)?;
+    }
+
     #[test]
     fn guards_never_break_an_invariant(
         seed in any::<u64>(),

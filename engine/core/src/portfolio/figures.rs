@@ -40,6 +40,14 @@ struct Sums {
     order_loss: i128,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The planted mutation: round position terms up (in the account's favour). The oracle
+    /// test in `portfolio::tests` turns it on and expects to catch it.
+    pub(crate) static ROUND_POSITION_TERMS_UP: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
+}
+
 fn add(a: i128, b: i128) -> Result<i128, Overflow> {
     a.checked_add(b).ok_or(Overflow)
 }
@@ -162,6 +170,16 @@ impl State {
         let j_count = set.scenarios.len().min(SCENARIOS_MAX);
         let base = self.venue.market(pos.market).base;
         let sm = self.signed_notional(pos.market, i128::from(pos.size.0))?;
+        #[cfg(test)]
+        if ROUND_POSITION_TERMS_UP.with(|f| f.get()) {
+            let qd = self.quote_decimals();
+            for (tj, s) in sums.t[..j_count].iter_mut().zip(&set.scenarios) {
+                let r = Exact::new(i128::from(s.move_of(base)), MOVE_DECIMALS);
+                *tj = add(*tj, sm.times(r)?.ceil(qd)?)?;
+            }
+            sums.floor = add(sums.floor, self.floor_charge(pos.market, sm)?)?;
+            return Ok(());
+        }
         self.add_scenario_terms(set, base, sm, &mut sums.t[..j_count])?;
         sums.floor = add(sums.floor, self.floor_charge(pos.market, sm)?)?;
         Ok(())

@@ -7,6 +7,8 @@
 
 pub mod figures;
 pub mod set;
+#[cfg(test)]
+pub(crate) mod tests;
 
 pub use figures::PortfolioFigures;
 pub use set::{Scenario, ScenarioSet};
