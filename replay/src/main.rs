@@ -545,5 +545,35 @@ fn cmd_stress(
             r.adl
         );
     }
+    print_portfolio_stress(&results);
     ExitCode::SUCCESS
+}
+
+/// For each shock with a scenario set in force: how many portfolio buckets each scenario binds
+/// (the binding ones, most buckets first) and their weighted losses in it.
+fn print_portfolio_stress(results: &[stress::StressResult]) {
+    for r in results {
+        let Some(p) = &r.portfolio else { continue };
+        let shocks: Vec<String> = r.shocks.iter().map(|(a, m)| format!("{a} {m}")).collect();
+        let mut binding: Vec<&stress::ScenarioLoad> =
+            p.scenarios.iter().filter(|s| s.worst_for > 0).collect();
+        binding.sort_by_key(|s| std::cmp::Reverse(s.worst_for));
+        let list: Vec<String> = binding
+            .iter()
+            .map(|s| format!("{} {} (loss {})", s.name, s.worst_for, s.loss))
+            .collect();
+        say!(
+            "portfolio [{}]: set {} v{}, {} buckets, {} at the floor; worst scenario: {}",
+            shocks.join(", "),
+            p.set,
+            p.version,
+            p.buckets,
+            p.at_floor,
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        );
+    }
 }

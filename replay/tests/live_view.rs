@@ -386,6 +386,84 @@ fn metrics_count_what_was_sent_and_the_api_equals_margin_replay_state() {
     offline.stop();
 }
 
+/// A portfolio venue (the published hedged-book case) served live: the summary names the set and
+/// counts the portfolio accounts, every risk row of a portfolio bucket names the scenario that
+/// binds it as the account's state report does, and `margin-replay stress` over the same data
+/// directory says which scenarios bind the portfolio buckets under a shock.
+#[test]
+fn portfolio_buckets_show_their_worst_scenario_live_and_under_stress() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = Served::start(&data, &[]).wait_ready();
+    let events = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../engine/core/tests/conformance/portfolio-3001/events.jsonl"),
+    )
+    .unwrap();
+    let answers = feed(&served.tcp, &events);
+    let sent = events.lines().count() as u64;
+    assert!(answers.len() as u64 >= sent);
+    let summary = loop {
+        let s = served.json("/api/summary");
+        if s["seq"] == sent {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(summary["risk_scenarios"]["name"], "crypto", "{summary}");
+    let full = replay_state(&data, None);
+    let portfolio: Vec<&serde_json::Value> = full["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a.get("portfolio").is_some())
+        .collect();
+    assert!(portfolio.len() >= 2, "{full}");
+    assert_eq!(summary["portfolio_accounts"], portfolio.len());
+    let risk = served.json("/api/risk?limit=100");
+    let mut rows = 0;
+    for r in risk.as_array().unwrap() {
+        let acc = full["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["account"] == r["account"])
+            .unwrap();
+        match (acc.get("portfolio"), r.get("portfolio")) {
+            (Some(p), Some(row)) if r["bucket"] == "cross" => {
+                assert_eq!(p["worst_scenario"], row["worst_scenario"], "{r}");
+                assert_eq!(p["worst_loss"], row["worst_loss"], "{r}");
+                assert_eq!(p["floor"], row["floor"], "{r}");
+                rows += 1;
+            }
+            (None, None) => {}
+            (p, row) => panic!("account {}: report {p:?}, risk row {row:?}", r["account"]),
+        }
+    }
+    assert!(rows >= 2, "{risk}");
+    served.stop();
+    let out = Command::new(REPLAY)
+        .args(["stress", "--data"])
+        .arg(&data)
+        .args(["--shock", "ETH=-0.2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("portfolio [ETH -0.2]"))
+        .unwrap_or_else(|| panic!("no portfolio line in:\n{text}"));
+    assert!(
+        line.contains("set crypto v1") && line.contains("worst scenario: "),
+        "{line}"
+    );
+}
+
 #[test]
 fn the_api_needs_a_reader_token_when_subscribing_needs_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,6 +25,33 @@ pub struct Breach {
     pub health_maint: String,
     /// What the bucket would lack if everything closed at the shocked index (0 if nothing).
     pub deficit: String,
+    /// A portfolio bucket's worst scenario under the shocked prices (None: standard, or no
+    /// scenario loses).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_scenario: Option<String>,
+}
+
+/// One scenario of the set in force, over the portfolio buckets with positions at the shocked
+/// prices.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioLoad {
+    pub name: String,
+    /// Buckets whose largest weighted loss this scenario is (the first among equal ones).
+    pub worst_for: usize,
+    /// The sum of those buckets' weighted losses in it.
+    pub loss: String,
+}
+
+/// The portfolio side of a stress run.
+#[derive(Clone, Debug, Serialize)]
+pub struct PortfolioStress {
+    pub set: String,
+    pub version: u64,
+    /// Portfolio buckets with positions.
+    pub buckets: usize,
+    /// Of them, those whose requirement is the floor (no scenario loses more).
+    pub at_floor: usize,
+    pub scenarios: Vec<ScenarioLoad>,
 }
 
 /// The outcome of one scenario.
@@ -41,6 +68,9 @@ pub struct StressResult {
     /// Deficit the fund cannot cover: what ADL would put on counterparties.
     pub adl: String,
     pub worst: Vec<Breach>,
+    /// Present once a scenario set is in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<PortfolioStress>,
 }
 
 /// Applies the shocks to a copy of `state` and values every bucket.
@@ -96,6 +126,7 @@ pub fn run(state: &State, shocks: &[Shock], vol_mult: Ratio) -> Result<StressRes
                     },
                     health_maint: format_scaled(h.health_maint(), qd),
                     deficit: format_scaled(lack, qd),
+                    worst_scenario: worst_scenario(&s, b)?,
                 },
             ));
         }
@@ -122,7 +153,60 @@ pub fn run(state: &State, shocks: &[Shock], vol_mult: Ratio) -> Result<StressRes
         covered: format_scaled(covered, qd),
         adl: format_scaled(total_deficit - covered, qd),
         worst: worst.into_iter().take(20).map(|w| w.1).collect(),
+        portfolio: portfolio_stress(&s)?,
     })
+}
+
+/// The name of a portfolio bucket's worst scenario (None for a standard bucket, or when no
+/// scenario loses).
+fn worst_scenario(s: &State, b: &crate::account::Bucket) -> Result<Option<String>, Overflow> {
+    let Some(set) = s.portfolio_set(b, &Overlay::default()) else {
+        return Ok(None);
+    };
+    let f = s.portfolio_figures(set, b, &Overlay::default(), false)?;
+    Ok(f.worst.map(|j| set.scenarios[j].name.to_string()))
+}
+
+/// Which scenarios bind the portfolio buckets, and by how much.
+fn portfolio_stress(s: &State) -> Result<Option<PortfolioStress>, Overflow> {
+    let Some(set) = s.venue.risk.as_ref() else {
+        return Ok(None);
+    };
+    let mut count = vec![0usize; set.scenarios.len()];
+    let mut loss = vec![0i128; set.scenarios.len()];
+    let (mut buckets, mut at_floor) = (0, 0);
+    for acc in &s.accounts {
+        let b = &acc.cross;
+        if !b.portfolio || !b.has_positions() {
+            continue;
+        }
+        buckets += 1;
+        let f = s.portfolio_figures(set, b, &Overlay::default(), false)?;
+        if f.mm == f.floor {
+            at_floor += 1;
+        }
+        if let Some(j) = f.worst {
+            count[j] += 1;
+            loss[j] = loss[j].checked_add(f.worst_loss).ok_or(Overflow)?;
+        }
+    }
+    let qd = s.quote_decimals();
+    Ok(Some(PortfolioStress {
+        set: set.name.to_string(),
+        version: set.version,
+        buckets,
+        at_floor,
+        scenarios: set
+            .scenarios
+            .iter()
+            .enumerate()
+            .map(|(j, sc)| ScenarioLoad {
+                name: sc.name.to_string(),
+                worst_for: count[j],
+                loss: format_scaled(loss[j], qd),
+            })
+            .collect(),
+    }))
 }
 
 /// -E after selling the bucket's other assets at their index less d_max, if positive.
@@ -201,5 +285,41 @@ mod tests {
         assert!(!crash.deficit.starts_with('-'));
         // Deterministic: the same question, the same answer.
         assert_eq!(format!("{:?}", at(-50)), format!("{crash:?}"));
+        assert!(
+            calm.portfolio.is_none(),
+            "no scenario set, no portfolio part"
+        );
+    }
+
+    /// Portfolio buckets: every one with positions is counted once, either at its floor or
+    /// under the scenario that binds it, and a breached one names that scenario.
+    #[test]
+    fn portfolio_buckets_name_the_scenario_that_binds_them() {
+        let e = crate::portfolio::tests::venue(7, 300);
+        let shock = |name: &str, percent: i128| Shock {
+            asset: e
+                .state
+                .venue
+                .asset_id(&crate::ids::Symbol::new(name).unwrap())
+                .unwrap(),
+            change: Ratio(percent * 10_000_000_000_000_000),
+        };
+        let shocks = [shock("BTC", -50), shock("ETH", 60), shock("SOL", -70)];
+        let r = run(&e.state, &shocks, Ratio::ONE).unwrap();
+        let p = r.portfolio.as_ref().expect("a set is in force");
+        let bound: usize = p.scenarios.iter().map(|s| s.worst_for).sum();
+        assert!(p.buckets > 20, "{p:?}");
+        assert!(
+            bound <= p.buckets && bound + p.at_floor >= p.buckets,
+            "{p:?}"
+        );
+        assert!(r.breached > 0, "{r:?}");
+        for b in &r.worst {
+            let acc = e.state.account(crate::ids::AccountId(b.account)).unwrap();
+            if !acc.cross.portfolio {
+                assert_eq!(b.worst_scenario, None, "{b:?}");
+            }
+        }
+        assert!(r.worst.iter().any(|b| b.worst_scenario.is_some()), "{r:?}");
     }
 }

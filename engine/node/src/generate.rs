@@ -30,6 +30,12 @@ pub struct GenerateArgs {
     /// How far the crashed assets fall, in basis points (below 10000).
     #[arg(long, default_value_t = 3_000)]
     pub crash_depth_bps: u32,
+    /// Traders on portfolio margin, per mille (0: none, and no scenario set is listed).
+    #[arg(long, default_value_t = 0)]
+    pub portfolio_permille: u32,
+    /// Scenarios in the venue's set when traders are on portfolio margin, 1 to 64.
+    #[arg(long, default_value_t = 24)]
+    pub risk_scenarios: u8,
 }
 
 impl Default for GenerateArgs {
@@ -42,6 +48,8 @@ impl Default for GenerateArgs {
             hours: 24,
             crash_at_permille: 600,
             crash_depth_bps: 3_000,
+            portfolio_permille: 0,
+            risk_scenarios: 24,
         }
     }
 }
@@ -73,6 +81,18 @@ impl GenerateArgs {
                 self.crash_depth_bps
             ));
         }
+        if self.portfolio_permille > 1000 {
+            return Err(format!(
+                "--portfolio-permille {}: at most 1000 (every trader)",
+                self.portfolio_permille
+            ));
+        }
+        if !(1..=64).contains(&self.risk_scenarios) {
+            return Err(format!(
+                "--risk-scenarios {}: a scenario set has 1 to 64",
+                self.risk_scenarios
+            ));
+        }
         Ok(ScenarioConfig {
             seed: self.seed,
             accounts: self.accounts,
@@ -81,7 +101,8 @@ impl GenerateArgs {
             crash_at_permille: self.crash_at_permille,
             crash_depth_bps: self.crash_depth_bps,
             hours: self.hours,
-            ..ScenarioConfig::default()
+            portfolio_permille: self.portfolio_permille,
+            risk_scenarios: self.risk_scenarios,
         })
     }
 }
@@ -145,6 +166,14 @@ mod tests {
             },
             GenerateArgs {
                 crash_depth_bps: 10_000,
+                ..Default::default()
+            },
+            GenerateArgs {
+                portfolio_permille: 1001,
+                ..Default::default()
+            },
+            GenerateArgs {
+                risk_scenarios: 65,
                 ..Default::default()
             },
         ];

@@ -25,6 +25,7 @@ pub fn summary(state: &State) -> Value {
     let mut with_positions = 0u64;
     let mut under_maint = 0u64;
     let mut exposure: i128 = 0;
+    let portfolio = state.accounts.iter().filter(|a| a.cross.portfolio).count();
     for acc in &state.accounts {
         for slot in acc.slots() {
             let Some(b) = acc.bucket(slot) else { continue };
@@ -58,6 +59,12 @@ pub fn summary(state: &State) -> Value {
         "buckets_liquidating": state.liquidating.len(),
         "bad_debt_exposure": q(exposure),
         "fund_coverage": coverage(fund, exposure),
+        "portfolio_accounts": portfolio,
+        "risk_scenarios": state.venue.risk.as_ref().map(|s| json!({
+            "name": s.name.as_str(),
+            "version": s.version,
+            "scenarios": s.scenarios.len(),
+        })),
     })
 }
 
@@ -119,10 +126,34 @@ struct RiskRow {
     /// equity_maint / mm, 4 places, rounded down.
     health_ratio: String,
     liquidating: bool,
+    /// A portfolio bucket's scenario with the largest weighted loss (absent for a standard
+    /// bucket; null when no scenario loses and the floor binds) and that loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    portfolio: Option<PortfolioRow>,
     /// Per driving asset: the index price at which the bucket's maintenance health would turn
     /// negative, the other prices held ("breached": it is negative now; None: no such price
     /// within 1 tick..100x the index).
     liquidation_prices: std::collections::BTreeMap<String, Option<String>>,
+}
+
+/// What binds a portfolio bucket.
+#[derive(Serialize)]
+struct PortfolioRow {
+    worst_scenario: Option<String>,
+    worst_loss: String,
+    floor: String,
+}
+
+fn portfolio_row(state: &State, b: &Bucket) -> Option<PortfolioRow> {
+    let none = margin_engine::health::Overlay::default();
+    let set = state.portfolio_set(b, &none)?;
+    let f = state.portfolio_figures(set, b, &none, false).ok()?;
+    let qd = state.quote_decimals();
+    Some(PortfolioRow {
+        worst_scenario: f.worst.map(|j| set.scenarios[j].name.to_string()),
+        worst_loss: format_scaled(f.worst_loss, qd),
+        floor: format_scaled(f.floor, qd),
+    })
 }
 
 /// The `limit` buckets with positions nearest liquidation (lowest equity_maint / mm first),
@@ -159,6 +190,7 @@ pub fn risk(state: &mut State, limit: usize) -> Value {
             Slot::Isolated(m) => state.venue.market(m).name.to_string(),
         };
         let liquidating = state.bucket(id, slot).is_some_and(|b| b.is_liquidating());
+        let portfolio = state.bucket(id, slot).and_then(|b| portfolio_row(state, b));
         out.push(RiskRow {
             account: id.0,
             bucket,
@@ -167,6 +199,7 @@ pub fn risk(state: &mut State, limit: usize) -> Value {
             health_maint: format_scaled(e - mm, qd),
             health_ratio: ratio_text(e, mm),
             liquidating,
+            portfolio,
             liquidation_prices,
         });
     }
