@@ -1,5 +1,6 @@
 //! Times `Engine::apply` per event type over a generated scenario (inputs made up front).
-//! `cargo run --release -p margin-bench --example profile -- [accounts] [steps] [naive]`
+//! `cargo run --release -p margin-bench --example profile -- [accounts] [steps] [naive|indexed]
+//! [repeat] [portfolio per mille]` (the last: traders on portfolio margin over 24 scenarios).
 
 use hdrhistogram::Histogram;
 use margin_engine::engine::ScanMode;
@@ -19,9 +20,12 @@ fn main() {
         ScanMode::Indexed
     };
     let repeat: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1);
+    let portfolio_permille = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(0);
     let inputs: Vec<_> = Scenario::new(ScenarioConfig {
         accounts,
         events,
+        portfolio_permille,
+        risk_scenarios: 24,
         ..ScenarioConfig::default()
     })
     .collect();

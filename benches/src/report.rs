@@ -94,6 +94,8 @@ pub struct Results {
     pub inputs: u64,
     pub service: Service,
     pub naive: Service,
+    /// The same scenario with a third of the traders on portfolio margin over 24 scenarios.
+    pub portfolio: Service,
     pub sweeps: Vec<(Policy, Vec<RatePoint>, RatePoint)>,
     pub scaling: Vec<Point>,
     pub peers: Vec<PeerRun>,
@@ -112,6 +114,15 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<Results, Strin
     progress("service time, naive");
     let naive_n = plan.naive_events.min(inputs.len());
     let naive = service::measure(&inputs[..naive_n], ScanMode::Naive);
+    progress("service time, a third of the traders on portfolio margin");
+    let portfolio = service::measure(
+        &workload::inputs(workload::portfolio_scenario(
+            plan.accounts,
+            plan.events,
+            plan.seed,
+        )),
+        ScanMode::Indexed,
+    );
     let scratch = tempfile::tempdir_in(&plan.out).map_err(|e| e.to_string())?;
     let mut sweeps = Vec::new();
     for &policy in &plan.policies {
@@ -147,6 +158,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<Results, Strin
         inputs: inputs.len() as u64,
         service,
         naive,
+        portfolio,
         sweeps,
         scaling: scaling_points,
         peers: peer_runs,
@@ -167,6 +179,7 @@ fn write(plan: &Plan, mut r: Results) -> Result<Results, String> {
     for (t, h) in &r.service.by_type {
         put(&format!("service-{t}.hgrm"), &hgrm(h))?;
     }
+    put("service-portfolio-all.hgrm", &hgrm(&r.portfolio.all))?;
     for (policy, points, unpaced) in &r.sweeps {
         put(
             &format!("pipeline-{}-unpaced.hgrm", policy.slug()),
@@ -275,9 +288,20 @@ fn service_section(s: &mut String, r: &Results, head: &str, rule: &str) {
         r.naive.events_per_second(),
         r.naive.events
     );
+    let _ = writeln!(
+        s,
+        "Portfolio (the same scenario with every third trader on portfolio margin over 24 \
+         scenarios, indexed): {} inputs/s over {} inputs.\n",
+        r.portfolio.events_per_second(),
+        r.portfolio.events
+    );
     let _ = writeln!(s, "| event | mode | count |{head}");
     let _ = writeln!(s, "| --- | --- | ---: |{rule}");
-    for (mode, svc) in [("indexed", &r.service), ("naive", &r.naive)] {
+    for (mode, svc) in [
+        ("indexed", &r.service),
+        ("naive", &r.naive),
+        ("portfolio 1/3", &r.portfolio),
+    ] {
         let _ = writeln!(
             s,
             "| all | {mode} | {} |{}",

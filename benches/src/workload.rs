@@ -23,6 +23,16 @@ pub fn scenario(accounts: u32, events: u64, seed: u64) -> ScenarioConfig {
     .expect("the standard scenario's sizes are valid")
 }
 
+/// The benchmark scenario with every third trader on portfolio margin over a set of 24 joint
+/// moves (the portfolio rows of the report).
+pub fn portfolio_scenario(accounts: u32, events: u64, seed: u64) -> ScenarioConfig {
+    ScenarioConfig {
+        portfolio_permille: 333,
+        risk_scenarios: 24,
+        ..scenario(accounts, events, seed)
+    }
+}
+
 /// The scenario's inputs.
 pub fn inputs(cfg: ScenarioConfig) -> Vec<Input> {
     Scenario::new(cfg).collect()

@@ -77,6 +77,11 @@ fn the_contract_and_the_model_say_it_in_full() {
         "upnl / max(equity_maint",
         "x_need",
         "pays ceil(g)",
+        "`MM = max(FL, WL_1, ..., WL_J)`",
+        "`IM = ceil(φ_I x MM°) + X`",
+        "`δ_jm = min(0, δ_jm(bid), δ_jm(ask))`",
+        "`c_jk = floor(b/10^d x P x w x r_jk)`",
+        "x_pk",
     ] {
         assert!(model.contains(rule), "margin-model.md lacks `{rule}`");
     }

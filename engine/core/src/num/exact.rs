@@ -47,7 +47,7 @@ pub fn pow10(k: u8) -> Result<I256, Overflow> {
 }
 
 /// `10^k` as i128 for `k <= 38`.
-fn pow10_small(k: u8) -> Option<i128> {
+pub fn pow10_small(k: u8) -> Option<i128> {
     POW10_I128.get(usize::from(k)).copied()
 }
 
@@ -170,6 +170,15 @@ impl Exact {
 
     pub fn mantissa(&self) -> I256 {
         self.m.wide()
+    }
+
+    /// The mantissa when it is held as an i128 (the fast paths of callers that repeat one
+    /// product many times).
+    pub fn small_mantissa(&self) -> Option<i128> {
+        match self.m {
+            Mant::Small(v) => Some(v),
+            Mant::Wide(_) => None,
+        }
     }
 
     pub fn scale(&self) -> u8 {

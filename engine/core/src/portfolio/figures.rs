@@ -148,14 +148,24 @@ impl State {
         t: &mut [i128],
     ) -> Result<(), Overflow> {
         let qd = self.quote_decimals();
+        // One product per scenario of the same value: in i128 with one division by a power
+        // of ten when it fits (floor: div_euclid by a positive divisor), exactly else.
+        let shift = (value.scale() + MOVE_DECIMALS).checked_sub(qd);
+        let fast = value
+            .small_mantissa()
+            .zip(shift.and_then(crate::num::exact::pow10_small));
         for (tj, s) in t.iter_mut().zip(&set.scenarios) {
             let r = s.move_of(asset);
-            if r != 0 {
-                let term = value
-                    .times(Exact::new(i128::from(r), MOVE_DECIMALS))?
-                    .floor(qd)?;
-                *tj = add(*tj, term)?;
+            if r == 0 {
+                continue;
             }
+            let term = match fast.and_then(|(m, d)| Some((m.checked_mul(i128::from(r))?, d))) {
+                Some((p, d)) => p.div_euclid(d),
+                None => value
+                    .times(Exact::new(i128::from(r), MOVE_DECIMALS))?
+                    .floor(qd)?,
+            };
+            *tj = add(*tj, term)?;
         }
         Ok(())
     }
@@ -253,9 +263,14 @@ fn weighted_losses(
     qd: u8,
 ) -> Result<(Option<usize>, i128, i128), Overflow> {
     let (mut worst, mut worst_loss) = (None, 0i128);
+    let one = Ratio::ONE.0;
     for (j, (tj, s)) in t.iter().zip(&set.scenarios).enumerate() {
         let loss = tj.checked_neg().ok_or(Overflow)?.max(0);
-        let wl = Exact::new(loss, qd).times(s.weight.exact())?.ceil(qd)?;
+        // ceil(ω × L) with ω in parts of 10^18: in i128 when the product fits, exactly else.
+        let wl = match loss.checked_mul(s.weight.0) {
+            Some(p) => p.div_euclid(one) + i128::from(p.rem_euclid(one) != 0),
+            None => Exact::new(loss, qd).times(s.weight.exact())?.ceil(qd)?,
+        };
         if wl > worst_loss {
             (worst, worst_loss) = (Some(j), wl);
         }
