@@ -211,24 +211,7 @@ impl Engine {
         pos: Lots,
         price: Ticks,
     ) -> Result<i64, Overflow> {
-        let bucket = self.state.bucket(account, slot).ok_or(Overflow)?;
-        let quote = self.state.quote();
-        let h = |x: i64| -> Result<i128, Overflow> {
-            if x == 0 {
-                return Ok(self
-                    .state
-                    .bucket_health(bucket, &Overlay::default())?
-                    .health_le());
-            }
-            let plan = self.plan_bucket_side(account, slot, market, pos, Lots(x), price)?;
-            let fee = self.liquidation_fee(market, Lots(x))?;
-            let overlay = Overlay {
-                balance: Some((quote, plan.balance_after.checked_sub(Native(fee))?)),
-                position: Some(plan.position),
-                ..Overlay::default()
-            };
-            Ok(self.state.bucket_health(bucket, &overlay)?.health_le())
-        };
+        let h = self.portfolio_health_le_after(account, slot, market, pos, price)?;
         let (mut lo, mut hi) = (0i64, pos.0.abs());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -252,6 +235,47 @@ impl Engine {
             }
         }
         Ok(lo)
+    }
+
+    /// h(x): the portfolio bucket's health_le after `x` lots of its position in `market` are
+    /// taken over at `price` with the fee, as the bid would apply them. Everything but that
+    /// position and the quote balance is valued once (equity and scenario terms alike); each
+    /// probe values the one position. `portfolio::tests` checks it against the whole bucket
+    /// valued with an overlay.
+    pub(crate) fn portfolio_health_le_after(
+        &self,
+        account: AccountId,
+        slot: Slot,
+        market: MarketId,
+        pos: Lots,
+        price: Ticks,
+    ) -> Result<impl Fn(i64) -> Result<i128, Overflow> + '_, Overflow> {
+        let bucket = self.state.bucket(account, slot).ok_or(Overflow)?;
+        let none = Overlay::default();
+        let set = self.state.portfolio_set(bucket, &none).ok_or(Overflow)?;
+        let h0 = self.state.bucket_maint(bucket)?;
+        let quote = self.state.quote();
+        let now = self
+            .state
+            .position_value(bucket.position(market).ok_or(Overflow)?)?;
+        let equity_rest = h0.equity_maint - bucket.balance(quote).0 - now.upnl_maint;
+        let base = self.state.scenario_base(set, bucket, &none, market)?;
+        Ok(move |x: i64| -> Result<i128, Overflow> {
+            if x == 0 {
+                return Ok(h0.health_le());
+            }
+            let plan = self.plan_bucket_side(account, slot, market, pos, Lots(x), price)?;
+            let fee = self.liquidation_fee(market, Lots(x))?;
+            let upnl = if plan.position.size.is_zero() {
+                0
+            } else {
+                self.state.position_value(&plan.position)?.upnl_maint
+            };
+            let (_, le) = self
+                .state
+                .maint_requirements_at(set, &base, plan.position.size)?;
+            Ok(equity_rest + plan.balance_after.0 - fee + upnl - le)
+        })
     }
 
     /// The liquidated bucket's side of taking over `x` lots at `price`.
@@ -350,5 +374,71 @@ impl Engine {
             let next = Native(self.state.insurance.0 + fee);
             self.set_insurance(next, Cause::LiquidationFee);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portfolio probe h(x), which values everything but the taken position once, against
+    /// the whole bucket valued afresh with the takeover as an overlay, on every position of
+    /// every liquidating portfolio bucket of random venues after a crash.
+    #[test]
+    fn the_portfolio_probe_equals_the_whole_bucket_revalued() {
+        let mut checked = 0;
+        for seed in 1..=40 {
+            let mut e = crate::portfolio::tests::venue(seed, 300);
+            for (a, p) in [("BTC", "45000"), ("ETH", "4300"), ("SOL", "80")] {
+                let line =
+                    format!(r#"{{"type":"oracle","ts":2,"asset":"{a}","source":0,"price":"{p}"}}"#);
+                e.apply(&crate::codec::parse_input(&line).unwrap());
+            }
+            let quote = e.state.quote();
+            let liquidating: Vec<AccountId> = e
+                .state
+                .accounts
+                .iter()
+                .filter(|a| a.cross.portfolio && a.cross.is_liquidating())
+                .map(|a| a.id)
+                .collect();
+            for acc in liquidating {
+                let bucket = e.state.bucket(acc, Slot::Cross).unwrap();
+                for p in bucket.positions.clone() {
+                    let started = bucket.liquidation.unwrap().started_us;
+                    let price = e.auction_price(p.market, p.size, started).unwrap();
+                    let h = e
+                        .portfolio_health_le_after(acc, Slot::Cross, p.market, p.size, price)
+                        .unwrap();
+                    let whole = p.size.0.abs();
+                    for x in [0, 1, whole / 3, whole / 2, whole - 1, whole] {
+                        let full = if x == 0 {
+                            e.state.bucket_maint(bucket).unwrap().health_le()
+                        } else {
+                            let plan = e
+                                .plan_bucket_side(
+                                    acc,
+                                    Slot::Cross,
+                                    p.market,
+                                    p.size,
+                                    Lots(x),
+                                    price,
+                                )
+                                .unwrap();
+                            let fee = e.liquidation_fee(p.market, Lots(x)).unwrap();
+                            let overlay = Overlay {
+                                balance: Some((quote, Native(plan.balance_after.0 - fee))),
+                                position: Some(plan.position),
+                                ..Overlay::default()
+                            };
+                            e.state.bucket_health(bucket, &overlay).unwrap().health_le()
+                        };
+                        assert_eq!(h(x).unwrap(), full, "account {acc} x {x}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 200, "probes checked: {checked}");
     }
 }

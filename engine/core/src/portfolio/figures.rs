@@ -31,6 +31,15 @@ pub struct PortfolioFigures {
     pub worst_loss: i128,
 }
 
+/// The scenario P&L and floor of every holding of a bucket but one market's position: what a
+/// takeover in that market leaves as it is, so that probing sizes of that position (the
+/// portfolio bid size rule) values one position per probe.
+pub struct ScenarioBase {
+    t: [i128; SCENARIOS_MAX],
+    floor: i128,
+    market: MarketId,
+}
+
 /// Running sums of one evaluation: T_j and T°_j per scenario, FL and FL°, X.
 struct Sums {
     t: [i128; SCENARIOS_MAX],
@@ -109,6 +118,66 @@ impl State {
             worst,
             worst_loss,
         })
+    }
+
+    /// The sums of every holding of `bucket` (with `overlay`) but its position in `market`.
+    pub fn scenario_base(
+        &self,
+        set: &ScenarioSet,
+        bucket: &Bucket,
+        overlay: &Overlay,
+        market: MarketId,
+    ) -> Result<ScenarioBase, Overflow> {
+        let j_count = set.scenarios.len().min(SCENARIOS_MAX);
+        let mut sums = Sums {
+            t: [0; SCENARIOS_MAX],
+            t_orders: [0; SCENARIOS_MAX],
+            floor: 0,
+            floor_orders: 0,
+            order_loss: 0,
+        };
+        for (asset, b) in overlaid_balances(bucket, overlay) {
+            self.collateral_scenarios(set, asset, b, &mut sums.t[..j_count])?;
+        }
+        for pos in overlaid_positions(bucket, overlay).filter(|p| p.market != market) {
+            self.position_scenarios(set, &pos, &mut sums)?;
+        }
+        Ok(ScenarioBase {
+            t: sums.t,
+            floor: sums.floor,
+            market,
+        })
+    }
+
+    /// (MM, LE) of the base with the position in its market at `size` lots (no open orders).
+    pub fn maint_requirements_at(
+        &self,
+        set: &ScenarioSet,
+        base: &ScenarioBase,
+        size: Lots,
+    ) -> Result<(i128, i128), Overflow> {
+        let j_count = set.scenarios.len().min(SCENARIOS_MAX);
+        let mut sums = Sums {
+            t: base.t,
+            t_orders: [0; SCENARIOS_MAX],
+            floor: base.floor,
+            floor_orders: 0,
+            order_loss: 0,
+        };
+        if !size.is_zero() {
+            let pos = Position {
+                market: base.market,
+                size,
+                quote: Native::ZERO,
+                funding_mark: 0,
+            };
+            self.position_scenarios(set, &pos, &mut sums)?;
+        }
+        let qd = self.quote_decimals();
+        let (_, _, wl_max) = weighted_losses(set, &sums.t[..j_count], qd)?;
+        let mm = sums.floor.max(wl_max);
+        let le = Exact::new(mm, qd).times(set.le_factor.exact())?.ceil(qd)?;
+        Ok((mm, le))
     }
 
     /// c_{j,k} = floor(b × P × w × r_{j,k}) for each scenario, w = weight_maint for a positive
