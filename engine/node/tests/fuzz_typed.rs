@@ -10,7 +10,7 @@
 //!   was (but for the seqs).
 
 use margin_engine::codec::{input_line, parse_input};
-use margin_engine::event::{Event, FillSpec, Input, OrderSpec};
+use margin_engine::event::{Event, FillSpec, Input, OrderSpec, RiskScenariosSpec, ScenarioSpec};
 use margin_engine::ids::{AccountId, MarginMode, OrderId, Side, Symbol};
 use margin_engine::num::Dec;
 use margin_engine::persist::state_hashes;
@@ -84,8 +84,61 @@ fn side() -> impl Strategy<Value = Side> {
     prop_oneof![Just(Side::Buy), Just(Side::Sell)]
 }
 
+/// Names of a scenario set: valid ones, too long ones, and any text (quotes, escapes, non-ASCII).
+fn set_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("crypto".to_string()),
+        "[A-Za-z0-9._/:-]{1,40}",
+        "\\PC{0,6}",
+    ]
+}
+
+fn risk_scenarios() -> impl Strategy<Value = Event> {
+    let asset = prop_oneof![
+        prop::sample::select(vec!["BTC", "ETH", "USDC", "DOGE"]).prop_map(str::to_string),
+        "\\PC{0,4}",
+    ];
+    let scenario = (
+        set_name(),
+        dec(),
+        prop::collection::vec((asset, dec()), 0..4),
+    )
+        .prop_map(|(name, weight, moves)| ScenarioSpec {
+            name,
+            weight,
+            moves,
+        });
+    let version = prop_oneof![
+        Just(1i128),
+        Just(0),
+        Just(-1),
+        Just(i128::from(i64::MAX)),
+        Just(i128::from(u64::MAX)),
+        any::<i64>().prop_map(i128::from),
+    ];
+    (
+        set_name(),
+        version,
+        prop::option::of(dec()),
+        prop::option::of(dec()),
+        prop::collection::vec(scenario, 0..4),
+    )
+        .prop_map(|(name, version, im_factor, le_factor, scenarios)| {
+            Event::RiskScenarios(Box::new(RiskScenariosSpec {
+                name,
+                version,
+                im_factor,
+                le_factor,
+                scenarios,
+            }))
+        })
+}
+
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
+        (account(), any::<bool>())
+            .prop_map(|(account, portfolio)| Event::CrossMode { account, portfolio }),
+        risk_scenarios(),
         (account(), symbol(), dec()).prop_map(|(account, asset, amount)| Event::Deposit {
             account,
             asset,
@@ -224,7 +277,10 @@ proptest! {
             let canonical = input.check_wire().is_ok();
             // Set-up events travel as their JSON line inside the record, so what arrives is
             // what the JSON codec makes of that text (a non-canonical decimal's text may parse).
-            let setup = matches!(input.event, Event::Asset(_) | Event::Market(_) | Event::Params(_));
+            let setup = matches!(
+                input.event,
+                Event::Asset(_) | Event::Market(_) | Event::Params(_) | Event::RiskScenarios(_)
+            );
             match &got[0] {
                 Request::Event { input: decoded, .. } => {
                     prop_assert!(canonical || setup, "accepted a frame the JSON codec cannot make");
