@@ -208,6 +208,16 @@ fn expected_counts(sent: &str, answers: &[serde_json::Value]) -> BTreeMap<(Strin
     counts
 }
 
+/// The state report's entry of an account.
+fn account_of<'a>(report: &'a serde_json::Value, id: &serde_json::Value) -> &'a serde_json::Value {
+    report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["account"] == *id)
+        .unwrap()
+}
+
 fn replay_state(data: &Path, account: Option<u64>) -> serde_json::Value {
     replay_state_at(data, None, account)
 }
@@ -337,12 +347,7 @@ fn metrics_count_what_was_sent_and_the_api_equals_margin_replay_state() {
     assert_eq!(ratios.len(), 5);
     assert!(ratios.windows(2).all(|w| w[0] <= w[1]), "{ratios:?}");
     for r in risk.as_array().unwrap() {
-        let acc = full["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["account"] == r["account"])
-            .unwrap();
+        let acc = account_of(&full, &r["account"]);
         if r["bucket"] == "cross" {
             assert_eq!(acc["equity_maint"], r["equity_maint"]);
             assert_eq!(acc["mm"], r["mm"]);
@@ -423,12 +428,7 @@ fn portfolio_buckets_show_their_worst_scenario_live_and_under_stress() {
     let risk = served.json("/api/risk?limit=100");
     let mut rows = 0;
     for r in risk.as_array().unwrap() {
-        let acc = full["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["account"] == r["account"])
-            .unwrap();
+        let acc = account_of(&full, &r["account"]);
         match (acc.get("portfolio"), r.get("portfolio")) {
             (Some(p), Some(row)) if r["bucket"] == "cross" => {
                 assert_eq!(p["worst_scenario"], row["worst_scenario"], "{r}");

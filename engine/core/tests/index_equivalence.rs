@@ -32,20 +32,24 @@ fn assert_same(inputs: &[Input], what: &str) {
     );
 }
 
+/// A small venue with a crash whose start and depth vary with the seed.
+fn crash(seed: u64) -> ScenarioConfig {
+    ScenarioConfig {
+        seed,
+        accounts: 150,
+        events: 12_000,
+        markets: 5,
+        crash_at_permille: 300 + 100 * seed as u32,
+        crash_depth_bps: 2_000 + 500 * seed as u32,
+        hours: 6,
+        ..ScenarioConfig::default()
+    }
+}
+
 #[test]
 fn scenarios_with_crashes_give_the_same_bytes() {
     for seed in 1..=6 {
-        let cfg = ScenarioConfig {
-            seed,
-            accounts: 150,
-            events: 12_000,
-            markets: 5,
-            crash_at_permille: 300 + 100 * seed as u32,
-            crash_depth_bps: 2_000 + 500 * seed as u32,
-            hours: 6,
-            ..ScenarioConfig::default()
-        };
-        let inputs: Vec<Input> = Scenario::new(cfg).collect();
+        let inputs: Vec<Input> = Scenario::new(crash(seed)).collect();
         assert_same(&inputs, &format!("seed {seed}"));
     }
 }
@@ -57,15 +61,9 @@ fn scenarios_with_crashes_give_the_same_bytes() {
 fn portfolio_scenarios_with_crashes_give_the_same_bytes() {
     for seed in 1..=4 {
         let cfg = ScenarioConfig {
-            seed,
-            accounts: 150,
-            events: 12_000,
-            markets: 5,
-            crash_at_permille: 300 + 100 * seed as u32,
-            crash_depth_bps: 2_000 + 500 * seed as u32,
-            hours: 6,
             portfolio_permille: 333,
             risk_scenarios: 24,
+            ..crash(seed)
         };
         let inputs: Vec<Input> = Scenario::new(cfg).collect();
         let portfolio: Vec<u64> = inputs

@@ -12,6 +12,26 @@ use crate::reject;
 use crate::reject::Reject;
 use ethnum::I256;
 
+/// The bisection the size rules write: lo, hi; while lo < hi, mid = floor((lo + hi) / 2) and
+/// hi = mid if `probe(mid)` else lo = mid + 1; the final lo. (The first size in [lo, hi] at
+/// which the probe holds when it holds from some size on; with a probe that is not monotone it
+/// is still exactly the size the model's steps reach, which is what the portfolio rule asks.)
+fn bisect(
+    mut lo: i64,
+    mut hi: i64,
+    mut probe: impl FnMut(i64) -> Result<bool, Overflow>,
+) -> Result<i64, Overflow> {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if probe(mid)? {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
+}
+
 /// A checked takeover, ready to commit.
 struct Takeover {
     bucket: SidePlan,
@@ -167,16 +187,7 @@ impl Engine {
         } else {
             // health_le grows with each lot taken (the market's parameters guarantee it), so the
             // smallest size that restores it is found by bisection.
-            let (mut lo, mut hi) = (1i64, whole);
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if le_after(mid)? >= 0 {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
-            }
-            lo
+            bisect(1, whole, |x| Ok(le_after(x)? >= 0))?
         };
         self.size_limit_from_need(market, whole, x_need)
     }
@@ -212,29 +223,11 @@ impl Engine {
         price: Ticks,
     ) -> Result<i64, Overflow> {
         let h = self.portfolio_health_le_after(account, slot, market, pos, price)?;
-        let (mut lo, mut hi) = (0i64, pos.0.abs());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if h(mid + 1)? <= h(mid)? {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        let x_pk = lo;
+        let x_pk = bisect(0, pos.0.abs(), |mid| Ok(h(mid + 1)? <= h(mid)?))?;
         if x_pk == 0 || h(x_pk)? < 0 {
             return Ok(x_pk);
         }
-        let (mut lo, mut hi) = (1i64, x_pk);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if h(mid)? >= 0 {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        Ok(lo)
+        bisect(1, x_pk, |x| Ok(h(x)? >= 0))
     }
 
     /// h(x): the portfolio bucket's health_le after `x` lots of its position in `market` are

@@ -57,6 +57,18 @@ thread_local! {
         const { std::cell::Cell::new(false) };
 }
 
+impl Sums {
+    fn empty() -> Sums {
+        Sums {
+            t: [0; SCENARIOS_MAX],
+            t_orders: [0; SCENARIOS_MAX],
+            floor: 0,
+            floor_orders: 0,
+            order_loss: 0,
+        }
+    }
+}
+
 fn add(a: i128, b: i128) -> Result<i128, Overflow> {
     a.checked_add(b).ok_or(Overflow)
 }
@@ -82,19 +94,7 @@ impl State {
         orders: bool,
     ) -> Result<PortfolioFigures, Overflow> {
         let j_count = set.scenarios.len().min(SCENARIOS_MAX);
-        let mut sums = Sums {
-            t: [0; SCENARIOS_MAX],
-            t_orders: [0; SCENARIOS_MAX],
-            floor: 0,
-            floor_orders: 0,
-            order_loss: 0,
-        };
-        for (asset, b) in overlaid_balances(bucket, overlay) {
-            self.collateral_scenarios(set, asset, b, &mut sums.t[..j_count])?;
-        }
-        for pos in overlaid_positions(bucket, overlay) {
-            self.position_scenarios(set, &pos, &mut sums)?;
-        }
+        let mut sums = self.holding_sums(set, bucket, overlay, None)?;
         sums.t_orders = sums.t;
         sums.floor_orders = sums.floor;
         if orders {
@@ -128,20 +128,7 @@ impl State {
         overlay: &Overlay,
         market: MarketId,
     ) -> Result<ScenarioBase, Overflow> {
-        let j_count = set.scenarios.len().min(SCENARIOS_MAX);
-        let mut sums = Sums {
-            t: [0; SCENARIOS_MAX],
-            t_orders: [0; SCENARIOS_MAX],
-            floor: 0,
-            floor_orders: 0,
-            order_loss: 0,
-        };
-        for (asset, b) in overlaid_balances(bucket, overlay) {
-            self.collateral_scenarios(set, asset, b, &mut sums.t[..j_count])?;
-        }
-        for pos in overlaid_positions(bucket, overlay).filter(|p| p.market != market) {
-            self.position_scenarios(set, &pos, &mut sums)?;
-        }
+        let sums = self.holding_sums(set, bucket, overlay, Some(market))?;
         Ok(ScenarioBase {
             t: sums.t,
             floor: sums.floor,
@@ -159,10 +146,8 @@ impl State {
         let j_count = set.scenarios.len().min(SCENARIOS_MAX);
         let mut sums = Sums {
             t: base.t,
-            t_orders: [0; SCENARIOS_MAX],
             floor: base.floor,
-            floor_orders: 0,
-            order_loss: 0,
+            ..Sums::empty()
         };
         if !size.is_zero() {
             let pos = Position {
@@ -178,6 +163,26 @@ impl State {
         let mm = sums.floor.max(wl_max);
         let le = Exact::new(mm, qd).times(set.le_factor.exact())?.ceil(qd)?;
         Ok((mm, le))
+    }
+
+    /// T_j and FL over the bucket's balances and positions (with `overlay`), leaving out the
+    /// position in `without` if given.
+    fn holding_sums(
+        &self,
+        set: &ScenarioSet,
+        bucket: &Bucket,
+        overlay: &Overlay,
+        without: Option<MarketId>,
+    ) -> Result<Sums, Overflow> {
+        let j_count = set.scenarios.len().min(SCENARIOS_MAX);
+        let mut sums = Sums::empty();
+        for (asset, b) in overlaid_balances(bucket, overlay) {
+            self.collateral_scenarios(set, asset, b, &mut sums.t[..j_count])?;
+        }
+        for pos in overlaid_positions(bucket, overlay).filter(|p| Some(p.market) != without) {
+            self.position_scenarios(set, &pos, &mut sums)?;
+        }
+        Ok(sums)
     }
 
     /// c_{j,k} = floor(b × P × w × r_{j,k}) for each scenario, w = weight_maint for a positive
