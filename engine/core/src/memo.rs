@@ -145,6 +145,15 @@ impl State {
         Ok(value)
     }
 
+    /// The bucket's remembered maintenance sums, if they are current.
+    pub(crate) fn remembered_maint(&self, bucket: &Bucket) -> Option<MaintHealth> {
+        if self.plain_valuation {
+            return None;
+        }
+        let s = bucket.memo.sums.get()?;
+        (s.price_epoch == self.price_epoch && s.venue_epoch == self.venue_epoch).then_some(s.maint)
+    }
+
     /// The maintenance figures of a bucket, from its memo when neither prices, funding,
     /// parameters nor the bucket changed since they were computed. Equal to
     /// [`State::bucket_maint_plain`].
@@ -152,10 +161,8 @@ impl State {
         if self.plain_valuation {
             return self.bucket_maint_plain(bucket);
         }
-        if let Some(s) = bucket.memo.sums.get() {
-            if s.price_epoch == self.price_epoch && s.venue_epoch == self.venue_epoch {
-                return Ok(s.maint);
-            }
+        if let Some(m) = self.remembered_maint(bucket) {
+            return Ok(m);
         }
         let maint = self.bucket_maint_plain(bucket)?;
         bucket.memo.sums.set(Some(Sums {

@@ -380,3 +380,31 @@ proptest::proptest! {
         }
     }
 }
+
+/// ADL ranks portfolio buckets by their equity summed without the scenario figures; it must be
+/// the equity of the full maintenance figures, before and after those are remembered, at the
+/// prices of the set-up and after a tick.
+#[test]
+fn ranking_equity_equals_that_of_the_full_figures() {
+    let mut checked = 0;
+    for seed in 1..12 {
+        let mut e = venue(seed, 300);
+        for tick in [
+            None,
+            Some(r#"{"type":"oracle","ts":2,"asset":"BTC","source":0,"price":"61000"}"#),
+        ] {
+            if let Some(line) = tick {
+                e.apply(&parse_input(line).unwrap());
+            }
+            let st = &e.state;
+            for b in portfolio_buckets(st) {
+                let plain = st.bucket_maint_plain(b).unwrap().equity_maint;
+                assert_eq!(st.equity_maint(b).unwrap(), plain, "cold");
+                st.bucket_maint(b).unwrap();
+                assert_eq!(st.equity_maint(b).unwrap(), plain, "remembered");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 500, "buckets checked: {checked}");
+}
