@@ -24,8 +24,26 @@ fn cfg(dir: &Path) -> PipelineConfig {
     }
 }
 
+/// Starts a pipeline on a directory a finished one just released. Other tests of this binary
+/// spawn processes, and a child forked in that instant holds a copy of the directory's locked
+/// descriptor until it execs (the lock is an `flock`, shared by the copy): the start is retried
+/// while it says the directory is in use, for at most two seconds; any other answer is final.
+fn start(c: PipelineConfig) -> Result<Pipeline, String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match Pipeline::start(c.clone(), Box::new(Null)) {
+            Err(e)
+                if e.contains("is in use by another") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn feed(c: PipelineConfig, lines: &[String], snapshot: bool) {
-    let mut p = Pipeline::start(c, Box::new(Null)).unwrap();
+    let mut p = start(c).unwrap();
     for l in lines {
         p.submit(Item {
             kind: ItemKind::Event(parse_input(l).unwrap()),
@@ -60,7 +78,7 @@ fn a_snapshot_with_accounts_out_of_id_order_is_used_at_the_next_start() {
     let mut lines = setup();
     lines.extend([deposit(5), deposit(3), deposit(4)]);
     feed(cfg(dir.path()), &lines, true);
-    let p = Pipeline::start(cfg(dir.path()), Box::new(Null)).unwrap();
+    let p = start(cfg(dir.path())).unwrap();
     let r = p.recovery().clone();
     assert_eq!(r.snapshot_seq, Some(lines.len() as u64), "{r:?}");
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
@@ -88,9 +106,7 @@ fn a_flipped_bit_in_a_sealed_output_segment_stops_the_start() {
     let mut bytes = std::fs::read(first).unwrap();
     bytes[200] ^= 0x10;
     std::fs::write(first, &bytes).unwrap();
-    let err = Pipeline::start(cfg(dir.path()), Box::new(Null))
-        .err()
-        .expect("the start refuses");
+    let err = start(cfg(dir.path())).err().expect("the start refuses");
     assert!(
         err.contains("output log") && err.contains(&first.display().to_string()),
         "{err}"
