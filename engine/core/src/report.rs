@@ -227,7 +227,7 @@ impl State {
             set: set.name.to_string(),
             version: set.version,
             floor: format_scaled(pf.floor, qd),
-            worst_scenario: pf.worst.map(|j| set.scenarios[j].name.to_string()),
+            worst_scenario: set.scenario_name(pf.worst),
             worst_loss: format_scaled(pf.worst_loss, qd),
         }))
     }

@@ -164,7 +164,7 @@ fn worst_scenario(s: &State, b: &crate::account::Bucket) -> Result<Option<String
         return Ok(None);
     };
     let f = s.portfolio_figures(set, b, &Overlay::default(), false)?;
-    Ok(f.worst.map(|j| set.scenarios[j].name.to_string()))
+    Ok(set.scenario_name(f.worst))
 }
 
 /// Which scenarios bind the portfolio buckets, and by how much.

@@ -97,17 +97,24 @@ impl State {
         let mut sums = self.holding_sums(set, bucket, overlay, None)?;
         sums.t_orders = sums.t;
         sums.floor_orders = sums.floor;
+        let mut with_orders = false;
         if orders {
             for (market, order_sums) in overlaid_orders(bucket, overlay) {
                 let size = overlaid_size(bucket, overlay, market);
                 self.order_scenarios(set, market, size, &order_sums, &mut sums)?;
+                with_orders = true;
             }
         }
         let qd = self.quote_decimals();
-        let (worst, worst_loss, wl_max) = weighted_losses(set, &sums.t[..j_count], qd)?;
-        let (_, _, wl_orders_max) = weighted_losses(set, &sums.t_orders[..j_count], qd)?;
-        let mm = sums.floor.max(wl_max);
-        let mm_orders = sums.floor_orders.max(wl_orders_max);
+        let (worst, worst_loss) = weighted_losses(set, &sums.t[..j_count], qd)?;
+        let mm = sums.floor.max(worst_loss);
+        // Without open orders MM° is MM: the scenario losses are not weighed twice.
+        let mm_orders = if with_orders {
+            let (_, wl) = weighted_losses(set, &sums.t_orders[..j_count], qd)?;
+            sums.floor_orders.max(wl)
+        } else {
+            mm
+        };
         let times = |f: Ratio, v: i128| Exact::new(v, qd).times(f.exact())?.ceil(qd);
         Ok(PortfolioFigures {
             floor: sums.floor,
@@ -159,7 +166,7 @@ impl State {
             self.position_scenarios(set, &pos, &mut sums)?;
         }
         let qd = self.quote_decimals();
-        let (_, _, wl_max) = weighted_losses(set, &sums.t[..j_count], qd)?;
+        let (_, wl_max) = weighted_losses(set, &sums.t[..j_count], qd)?;
         let mm = sums.floor.max(wl_max);
         let le = Exact::new(mm, qd).times(set.le_factor.exact())?.ceil(qd)?;
         Ok((mm, le))
@@ -330,12 +337,13 @@ impl State {
     }
 }
 
-/// (worst scenario, its WL, the largest WL) with WL_j = ceil(ω_j × max(0, -T_j)).
+/// (worst scenario, its WL) with WL_j = ceil(ω_j × max(0, -T_j)): the first largest WL, None
+/// (and 0) when every WL is 0.
 fn weighted_losses(
     set: &ScenarioSet,
     t: &[i128],
     qd: u8,
-) -> Result<(Option<usize>, i128, i128), Overflow> {
+) -> Result<(Option<usize>, i128), Overflow> {
     let (mut worst, mut worst_loss) = (None, 0i128);
     let one = Ratio::ONE.0;
     for (j, (tj, s)) in t.iter().zip(&set.scenarios).enumerate() {
@@ -349,7 +357,7 @@ fn weighted_losses(
             (worst, worst_loss) = (Some(j), wl);
         }
     }
-    Ok((worst, worst_loss, worst_loss))
+    Ok((worst, worst_loss))
 }
 
 /// The bucket's non-zero balances with the overlay's balance in place of its own.

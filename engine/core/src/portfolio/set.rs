@@ -50,6 +50,12 @@ pub struct ScenarioSet {
 }
 
 impl ScenarioSet {
+    /// The name of scenario `j` (a worst scenario's, as reports show it), if any.
+    pub fn scenario_name(&self, j: Option<usize>) -> Option<String> {
+        j.and_then(|j| self.scenarios.get(j))
+            .map(|s| s.name.to_string())
+    }
+
     /// The largest |move| × weight of an asset over the scenarios, in parts of 10^9 (rounded
     /// up): how fast a scenario loss can move per unit of the asset's value.
     pub fn move_max(&self, asset: AssetId) -> i128 {

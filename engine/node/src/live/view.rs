@@ -150,7 +150,7 @@ fn portfolio_row(state: &State, b: &Bucket) -> Option<PortfolioRow> {
     let f = state.portfolio_figures(set, b, &none, false).ok()?;
     let qd = state.quote_decimals();
     Some(PortfolioRow {
-        worst_scenario: f.worst.map(|j| set.scenarios[j].name.to_string()),
+        worst_scenario: set.scenario_name(f.worst),
         worst_loss: format_scaled(f.worst_loss, qd),
         floor: format_scaled(f.floor, qd),
     })
