@@ -148,9 +148,10 @@ impl Engine {
                 };
             }
         }
-        if self.moved_valuations(venue_epoch) {
-            // ADL rankings stay exact across events that move no index, funding or parameter
-            // (the buckets those events change are re-ranked); these may move any bucket.
+        if self.moved_equity(input, venue_epoch) {
+            // ADL rankings stay exact across events that move no listing or parameter (the
+            // buckets events change are re-ranked, price and funding moves are bounded); these
+            // may move any bucket's equity in ways a ranking does not follow.
             self.adl.clear();
         }
         self.report_staleness();
@@ -165,13 +166,11 @@ impl Engine {
         &self.out
     }
 
-    /// True when the event just dispatched moved something every valuation may read: an
-    /// index, a funding index, a listing, a parameter or a dynamic-margin factor (all of which
-    /// move the venue epoch). An oracle print that left the index where it was moved nothing.
-    fn moved_valuations(&self, venue_epoch_before: u64) -> bool {
-        !self.ticked_assets.is_empty()
-            || !self.funded_markets.is_empty()
-            || self.state.venue_epoch != venue_epoch_before
+    /// True when the event just dispatched moved something a kept ADL ranking cannot follow: a
+    /// listing or a parameter (an accepted venue event). Index and funding moves are bounded by
+    /// the rankings; the dynamic-margin ramp moves requirements, not equity.
+    fn moved_equity(&self, input: &Input, venue_epoch_before: u64) -> bool {
+        input.event.is_admin() && self.state.venue_epoch != venue_epoch_before
     }
 
     /// An input's timestamp may move the clock at most [`CLOCK_STEP_MAX_US`] ahead, and never
@@ -316,7 +315,6 @@ impl Engine {
 
     pub(crate) fn mark_dirty(&mut self, account: AccountId, slot: Slot) {
         self.dirty.push((account, slot));
-        self.adl.touched(account, slot);
     }
 
     /// Sets a balance to `value` (already checked), records the move and keeps the holder index.
@@ -329,7 +327,7 @@ impl Engine {
         cause: Cause,
     ) {
         let quote = self.state.quote();
-        let Some(bucket) = self.state.bucket_mut(account, slot) else {
+        let Some(bucket) = self.state.bucket_mut_valued(account, slot) else {
             debug_assert!(false, "balance of a missing bucket");
             return;
         };
@@ -369,7 +367,7 @@ impl Engine {
         realized: Native,
     ) {
         let market = pos.market;
-        let Some(bucket) = self.state.bucket_mut(account, slot) else {
+        let Some(bucket) = self.state.bucket_mut_valued(account, slot) else {
             debug_assert!(false, "position of a missing bucket");
             return;
         };
@@ -387,6 +385,9 @@ impl Engine {
             ms.holders.remove(&(account, slot));
         } else {
             ms.holders.insert((account, slot));
+            if pos.size.signum() != old.signum() {
+                self.adl.joined(market, (account, slot));
+            }
         }
         let cfg = self.state.venue.market(market);
         let qd = self.state.quote_decimals();

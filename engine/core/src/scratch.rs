@@ -6,8 +6,8 @@
 use crate::account::Slot;
 use crate::health::MaintHealth;
 use crate::ids::{AccountId, AssetId, MarketId};
+use crate::liquidation::ranking::{Bound, Ranking, RateTables};
 use crate::num::{Lots, Native};
-use crate::ordered::OrderedSet;
 use ethnum::I256;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -77,71 +77,84 @@ impl PartialEq for Ranked {
 
 impl Eq for Ranked {}
 
-/// One (market, side) ranking, kept until an event moves valuations.
-#[derive(Clone, Debug)]
-pub(crate) struct Ranking {
-    /// (market, sign of the counterparties' positions).
-    pub(crate) key: (MarketId, i64),
-    /// The ranked positions, best first.
-    pub(crate) ranked: OrderedSet<Ranked>,
-    /// The figures each bucket is ranked with now, by bucket (None: not on this side), so that
-    /// a changed bucket's old entry can be found and replaced.
-    pub(crate) by_bucket: Vec<((AccountId, Slot), Option<Counterparty>)>,
-    /// How much of the cache's log of changed buckets this ranking has taken in.
-    pub(crate) seen: usize,
-}
-
-impl Default for Ranking {
-    fn default() -> Ranking {
-        Ranking {
-            key: (MarketId(0), 0),
-            ranked: OrderedSet::default(),
-            by_bucket: Vec::new(),
-            seen: 0,
-        }
-    }
-}
-
-/// Rankings made since the last event that moved valuations, and the buckets changed since.
+/// Rankings kept since the last event that moved the venue, and the buckets that took a
+/// position on a side since they were made.
 ///
-/// A ranking takes in the changed buckets only when it is used (each change costs a lookup
-/// and at most one valuation, O(log n)), so a backstop's cost does not grow with the number
-/// of rankings kept. The rankings' buffers outlive them (only `live` is reset) so that a
-/// backstop in a warmed-up engine does not allocate.
+/// A ranking takes in changes only when it is used: the buckets that joined its side (from
+/// the log; each costs a lookup and at most one valuation) and its holders changed since it
+/// valued them (the state's per-account change counts, one array read per holder). Price and
+/// funding moves do not drop a ranking: it bounds its holders' figures from them
+/// (`liquidation/ranking.rs`). The rankings' buffers outlive them (only `live` is reset) so that
+/// a backstop in a warmed-up engine does not allocate.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AdlCache {
-    /// The first `live` rankings belong to the current valuations, the rest are spare buffers.
+    /// The first `live` rankings are current, the rest are spare buffers.
     pub(crate) rankings: Vec<Ranking>,
     pub(crate) live: usize,
-    /// Buckets changed since the rankings were made, in order of change (repeats allowed).
-    pub(crate) stale: Vec<(AccountId, Slot)>,
+    /// Buckets that took a position in a market on a side they had none on, in order
+    /// (repeats allowed), since the rankings were made.
+    pub(crate) joined: Vec<(MarketId, (AccountId, Slot))>,
     /// The counterparties chosen for the close in progress.
     pub(crate) chosen: Vec<Counterparty>,
-    /// The figures of a ranking being built.
+    /// The naive mode's ranking, built afresh for each close.
     pub(crate) build: Vec<Ranked>,
+    /// The coefficients of the bounds, per venue epoch.
+    pub(crate) tables: RateTables,
+    /// Unvalued holders by upper bound, valued holders not yet known to lead, and the price
+    /// moves since each snapshot: buffers of one close.
+    pub(crate) bounds: Vec<Bound>,
+    pub(crate) valued: BinaryHeap<Reverse<Ranked>>,
+    pub(crate) deltas: Vec<i128>,
 }
 
-/// Changed buckets logged before the rankings are dropped instead (a fresh ranking is then
-/// cheaper than taking the changes in one by one, and the log stays bounded).
-const STALE_MAX: usize = 8192;
+/// Joins logged before the log is trimmed (the rankings far behind are dropped: building one
+/// afresh is then cheaper than taking the joins in one by one, and the log stays bounded).
+const JOINED_MAX: usize = 8192;
 
 impl AdlCache {
-    /// Forgets every ranking (when an event may move prices, funding or parameters).
+    /// Forgets every ranking (when an event moved the venue).
     pub(crate) fn clear(&mut self) {
         self.live = 0;
-        self.stale.clear();
+        self.joined.clear();
     }
 
-    /// Notes a changed bucket, if any ranking is kept.
-    pub(crate) fn touched(&mut self, account: AccountId, slot: Slot) {
+    /// Notes that a bucket took a position in `market` on a side it had none on, if any
+    /// ranking is kept.
+    pub(crate) fn joined(&mut self, market: MarketId, bucket: (AccountId, Slot)) {
         if self.live == 0 {
             return;
         }
-        if self.stale.len() >= STALE_MAX {
-            self.clear();
-            return;
+        if self.joined.len() >= JOINED_MAX {
+            self.trim_joined();
+            if self.live == 0 {
+                return;
+            }
         }
-        self.stale.push((account, slot));
+        self.joined.push((market, bucket));
+    }
+
+    /// Makes room in the full log: the rankings that took in less than half of it are dropped,
+    /// and the part every ranking left has taken in is forgotten.
+    fn trim_joined(&mut self) {
+        let half = self.joined.len() / 2;
+        let mut i = 0;
+        while i < self.live {
+            if self.rankings[i].seen < half {
+                self.live -= 1;
+                self.rankings.swap(i, self.live);
+            } else {
+                i += 1;
+            }
+        }
+        let taken = self.rankings[..self.live]
+            .iter()
+            .map(|r| r.seen)
+            .min()
+            .unwrap_or(self.joined.len());
+        self.joined.drain(..taken);
+        for r in &mut self.rankings[..self.live] {
+            r.seen -= taken;
+        }
     }
 
     /// The index of the ranking for (market, side), if one is kept.
@@ -149,19 +162,22 @@ impl AdlCache {
         self.rankings[..self.live].iter().position(|r| r.key == key)
     }
 
-    /// A cleared ranking for `key` (up to date with the log), and its index.
+    /// A cleared ranking for `key` (up to date with the log), and its index: the kept one for
+    /// `key` if there is one, else a new one.
     pub(crate) fn claim(&mut self, key: (MarketId, i64)) -> usize {
-        if self.live == self.rankings.len() {
-            self.rankings.push(Ranking::default());
-        }
-        let seen = self.stale.len();
-        let r = &mut self.rankings[self.live];
-        r.key = key;
-        r.ranked.clear();
-        r.by_bucket.clear();
-        r.seen = seen;
-        self.live += 1;
-        self.live - 1
+        let at = match self.find(key) {
+            Some(i) => i,
+            None => {
+                if self.live == self.rankings.len() {
+                    self.rankings.push(Ranking::default());
+                }
+                self.live += 1;
+                self.live - 1
+            }
+        };
+        let seen = self.joined.len();
+        self.rankings[at].reset(key, seen);
+        at
     }
 }
 

@@ -97,6 +97,13 @@ pub struct State {
     /// buckets' memoized sums key on it; not persisted).
     #[rkyv(with = rkyv::with::Skip)]
     pub price_epoch: u64,
+    /// Counts every change of a balance or a position; `changed_at` holds, per account (by
+    /// position), the count at its last one. ADL rankings compare it with the count they
+    /// valued a holder at, without touching the account (derived; not persisted).
+    #[rkyv(with = rkyv::with::Skip)]
+    pub change_seq: u64,
+    #[rkyv(with = rkyv::with::Skip)]
+    pub changed_at: Vec<u64>,
     /// Values every position afresh instead of through the buckets' valuation memos (the
     /// naive mode's oracle; not persisted).
     #[rkyv(with = rkyv::with::Skip)]
@@ -209,6 +216,31 @@ impl State {
             acc.forget_sums();
             acc
         })
+    }
+
+    /// The bucket, handed out for a change of what its equity is made of (a balance or a
+    /// position): besides forgetting its sums, the account's change count moves.
+    pub(crate) fn bucket_mut_valued(&mut self, id: AccountId, slot: Slot) -> Option<&mut Bucket> {
+        let i = self.account_pos(id)?;
+        self.note_change(i);
+        let acc = &mut self.accounts[i];
+        acc.forget_sums();
+        acc.bucket_mut(slot)
+    }
+
+    /// Notes that a balance or position of the account at position `i` changes.
+    fn note_change(&mut self, i: usize) {
+        self.change_seq += 1;
+        if self.changed_at.len() <= i {
+            self.changed_at.resize(self.accounts.len().max(i + 1), 0);
+        }
+        self.changed_at[i] = self.change_seq;
+    }
+
+    /// The change count at the last change of a balance or position of the account at
+    /// position `i` (0: none since this state was made or loaded).
+    pub fn changed_at(&self, i: usize) -> u64 {
+        self.changed_at.get(i).copied().unwrap_or(0)
     }
 
     /// The account, created empty if it does not exist yet.

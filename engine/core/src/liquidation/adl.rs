@@ -13,9 +13,12 @@
 use crate::account::Slot;
 use crate::engine::Engine;
 use crate::ids::{AccountId, MarketId, Side};
+use crate::liquidation::ranking::{ranks_above, Bound, Holder, Rate};
 use crate::num::Lots;
 use crate::record::{Body, Num};
 use crate::scratch::{Counterparty, Ranked};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 impl Engine {
     /// Closes the bucket's position in `market` for `notional` quote against counterparties.
@@ -94,30 +97,94 @@ impl Engine {
         chosen: &mut Vec<Counterparty>,
     ) {
         let side = -size.signum();
+        let need = i128::from(size.0.unsigned_abs());
+        chosen.clear();
         if self.scan == crate::engine::ScanMode::Naive {
-            // The reference: rank everything afresh each time.
             self.adl.clear();
+            return self.choose_afresh((account, slot), market, side, need, chosen);
         }
+        self.adl.tables.refresh(&self.state);
         let at = match self.adl.find((market, side)) {
-            Some(i) => {
+            Some(i) if !self.adl.rankings[i].worn() => {
                 self.refresh_ranking(i);
                 i
             }
-            None => self.rank_all(market, side),
+            _ => self.rank_all(market, side),
         };
-        let mut need = i128::from(size.0.unsigned_abs());
-        chosen.clear();
-        self.adl.rankings[at].ranked.for_each_until(|r| {
-            let cp = r.0;
-            if (cp.account, cp.slot) != (account, slot) {
-                need -= i128::from(cp.size.0.unsigned_abs());
-                chosen.push(cp);
-            }
-            need > 0
+        self.select(at, (account, slot), need, chosen);
+        #[cfg(test)]
+        self.check_choice((account, slot), market, side, need, at, chosen);
+    }
+
+    /// With the check on (`ranking::tests`), the choice against the reference's, counted.
+    #[cfg(test)]
+    fn check_choice(
+        &mut self,
+        me: (AccountId, Slot),
+        market: MarketId,
+        side: i64,
+        need: i128,
+        at: usize,
+        chosen: &[Counterparty],
+    ) {
+        use crate::liquidation::ranking::tests::CHECK;
+        if !CHECK.with(|c| c.get().on) {
+            return;
+        }
+        let ranked = self.ranked;
+        let mut fresh = Vec::new();
+        self.choose_afresh(me, market, side, need, &mut fresh);
+        self.ranked = ranked;
+        let same = fresh.len() == chosen.len()
+            && fresh.iter().zip(chosen).all(|(a, b)| {
+                (a.account, a.slot, a.size, a.upnl, a.equity)
+                    == (b.account, b.slot, b.size, b.upnl, b.equity)
+            });
+        let r = &self.adl.rankings[at];
+        let moved = r.snaps.len() > r.stride;
+        CHECK.with(|c| {
+            let mut k = c.get();
+            k.closes += 1;
+            k.at_moved_prices += u64::from(moved);
+            k.wrong += u64::from(!same);
+            c.set(k);
         });
     }
 
-    /// The ranking figures of one bucket's position in `market` on side `side`, if it has one.
+    /// The reference (the naive mode): every holder valued and sorted, the best taken.
+    fn choose_afresh(
+        &mut self,
+        me: (AccountId, Slot),
+        market: MarketId,
+        side: i64,
+        mut need: i128,
+        chosen: &mut Vec<Counterparty>,
+    ) {
+        let mut build = std::mem::take(&mut self.adl.build);
+        build.clear();
+        self.ranked += self.state.markets[market.index()].holders.len() as u64;
+        self.state.markets[market.index()]
+            .holders
+            .for_each(|&(acc, s)| {
+                build.extend(self.counterparty(acc, s, market, side).map(Ranked))
+            });
+        // rank_order ends on the unique (account, bucket) key, so an unstable sort is exact
+        // and does not allocate.
+        build.sort_unstable();
+        for r in &build {
+            if need <= 0 {
+                break;
+            }
+            if (r.0.account, r.0.slot) != me {
+                need -= i128::from(r.0.size.0.unsigned_abs());
+                chosen.push(r.0);
+            }
+        }
+        self.adl.build = build;
+    }
+
+    /// The ranking figures of one bucket's position in `market` on side `side`, if it has one
+    /// (None too when its valuation overflows: such a position is never chosen).
     fn counterparty(
         &self,
         account: AccountId,
@@ -125,6 +192,18 @@ impl Engine {
         market: MarketId,
         side: i64,
     ) -> Option<Counterparty> {
+        self.valued_holder(account, slot, market, side)?.0
+    }
+
+    /// The bucket, its ranked position and its figures with equity_maint itself (None inside:
+    /// the valuation overflowed); None when it has no position on the side.
+    fn valued_holder(
+        &self,
+        account: AccountId,
+        slot: Slot,
+        market: MarketId,
+        side: i64,
+    ) -> Option<(Option<Counterparty>, i128, &crate::account::Bucket)> {
         let bucket = self.state.bucket(account, slot)?;
         let i = bucket
             .positions
@@ -141,64 +220,178 @@ impl Engine {
             self.state.equity_maint(bucket),
         ) else {
             debug_assert!(false, "ranking valuation overflow");
-            return None;
+            return Some((None, 0, bucket));
         };
-        Some(Counterparty {
+        let cp = Counterparty {
             account,
             slot,
             key: self.state.pass_key(account, slot),
             size: pos.size,
             upnl,
             equity: equity.max(1),
+        };
+        Some((Some(cp), equity, bucket))
+    }
+
+    /// A holder of side `key` valued now (snapshot `snap`), its rates appended to `rates`;
+    /// None when the bucket has no position on the side.
+    fn holder(
+        &self,
+        key: (MarketId, i64),
+        rates: &mut Vec<Rate>,
+        bucket_key: (AccountId, Slot),
+        snap: u32,
+    ) -> Option<Holder> {
+        let (market, side) = key;
+        let account_at = self.state.account_pos(bucket_key.0)?;
+        let (cp, equity, bucket) = self.valued_holder(bucket_key.0, bucket_key.1, market, side)?;
+        let tables = &self.adl.tables;
+        let lots = i128::from(bucket.size(market).0.unsigned_abs());
+        Some(Holder {
+            bucket: bucket_key,
+            account_at: account_at as u32,
+            change_seq: self.state.change_seq,
+            cp,
+            equity,
+            snap,
+            rates: tables.bucket_rates(&self.state, bucket, rates),
+            upnl_atto: tables.upnl_rates(market, lots),
+            key: i128::MAX,
+            key_snap: u32::MAX,
         })
     }
 
-    /// Ranks every position on `side` of `market` into a new kept ranking; its index.
+    /// Values every position on `side` of `market` into a new kept ranking; its index.
     fn rank_all(&mut self, market: MarketId, side: i64) -> usize {
         let at = self.adl.claim((market, side));
         let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
-        let mut build = std::mem::take(&mut self.adl.build);
-        build.clear();
-        self.ranked += self.state.markets[market.index()].holders.len() as u64;
-        // Holders come in bucket order, so `by_bucket` is sorted as it is filled.
-        self.state.markets[market.index()]
-            .holders
-            .for_each(|&(acc, s)| {
-                let cp = self.counterparty(acc, s, market, side);
-                ranking.by_bucket.push(((acc, s), cp));
-                build.extend(cp.map(Ranked));
-            });
-        // rank_order ends on the unique (account, bucket) key, so an unstable sort is exact
-        // and does not allocate.
-        build.sort_unstable();
-        ranking.ranked.rebuild_sorted(&build);
+        let holders = self.state.markets[market.index()].holders.len();
+        // Grown once to size rather than by doubling (a warmed-up engine does not allocate).
+        ranking.holders.reserve(holders);
+        ranking.rates.reserve(holders * 4);
+        ranking.spare_rates.reserve(holders * 4);
+        ranking.reserve_snapshots(&self.state);
+        let snap = ranking.snapshot(&self.adl.tables, &self.state);
+        self.ranked += holders as u64;
+        // Holders come in bucket order, so `holders` is sorted as it is filled.
+        self.state.markets[market.index()].holders.for_each(|&key| {
+            if let Some(h) = self.holder((market, side), &mut ranking.rates, key, snap) {
+                ranking.holders.push(h);
+            }
+        });
         self.adl.rankings[at] = ranking;
-        self.adl.build = build;
         at
     }
 
-    /// Takes the buckets changed since ranking `at` last looked into it: each one's old entry
-    /// is replaced by its figures now (or dropped, when it left the side).
+    /// Brings ranking `at` up to date with the buckets changed since it valued them: those
+    /// that joined its side since it last looked (the log) are added, every holder changed
+    /// since its valuation is valued afresh (or dropped, when it left the side).
     fn refresh_ranking(&mut self, at: usize) {
         let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
-        let (market, side) = ranking.key;
-        for &bucket in &self.adl.stale[ranking.seen..] {
-            let now = self.counterparty(bucket.0, bucket.1, market, side);
-            match ranking.by_bucket.binary_search_by(|e| e.0.cmp(&bucket)) {
-                Ok(i) => {
-                    if let Some(old) = ranking.by_bucket[i].1 {
-                        ranking.ranked.remove(&Ranked(old));
-                    }
-                    ranking.by_bucket[i].1 = now;
-                }
-                Err(_) if now.is_none() => continue,
-                Err(i) => ranking.by_bucket.insert(i, (bucket, now)),
+        let snap = ranking.snapshot(&self.adl.tables, &self.state);
+        let key = ranking.key;
+        for &(market, bucket) in &self.adl.joined[ranking.seen..] {
+            if market != key.0 {
+                continue;
             }
-            if let Some(cp) = now {
-                ranking.ranked.insert(Ranked(cp));
+            // One already held is redone below, as changed.
+            if let Err(i) = ranking.holders.binary_search_by(|h| h.bucket.cmp(&bucket)) {
+                self.ranked += 1;
+                if let Some(h) = self.holder(key, &mut ranking.rates, bucket, snap) {
+                    ranking.holders.insert(i, h);
+                }
             }
         }
-        ranking.seen = self.adl.stale.len();
+        ranking.seen = self.adl.joined.len();
+        let mut kept = 0;
+        for i in 0..ranking.holders.len() {
+            let h = ranking.holders[i];
+            let now = if self.state.changed_at(h.account_at as usize) > h.change_seq {
+                self.ranked += 1;
+                self.holder(key, &mut ranking.rates, h.bucket, snap)
+            } else {
+                Some(h)
+            };
+            if let Some(h) = now {
+                ranking.holders[kept] = h;
+                kept += 1;
+            }
+        }
+        ranking.holders.truncate(kept);
+        ranking.compact_rates();
+        self.adl.rankings[at] = ranking;
+    }
+
+    /// The model's choice from ranking `at`: holders are valued in order of the most their
+    /// ratio can be now; a valued one is taken once it ranks above every bound still unvalued,
+    /// until the sizes taken cover `need`. `me` (the closed bucket) is never taken.
+    fn select(
+        &mut self,
+        at: usize,
+        me: (AccountId, Slot),
+        need: i128,
+        chosen: &mut Vec<Counterparty>,
+    ) {
+        let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
+        let snap = ranking.snapshot(&self.adl.tables, &self.state);
+        let drivers = self.adl.tables.position_drivers(ranking.key.0);
+        let mut deltas = std::mem::take(&mut self.adl.deltas);
+        ranking.deltas(&self.adl.tables, &self.state, &mut deltas);
+        let mut bounds = std::mem::take(&mut self.adl.bounds);
+        bounds.clear();
+        bounds.reserve(ranking.holders.len());
+        for i in 0..ranking.holders.len() {
+            let h = ranking.holders[i];
+            if h.key_snap == snap {
+                bounds.push(Bound(h.key, Reverse(i as u32)));
+            } else if let Some(key) = ranking.upper_key(&h, drivers, snap, &deltas) {
+                let at = &mut ranking.holders[i];
+                (at.key, at.key_snap) = (key, snap);
+                bounds.push(Bound(key, Reverse(i as u32)));
+            }
+        }
+        let mut unvalued = BinaryHeap::from(bounds);
+        let mut valued = std::mem::take(&mut self.adl.valued);
+        valued.clear();
+        let mut covered: i128 = 0;
+        'taking: loop {
+            let bar = unvalued.peek().map(|b| b.0);
+            while let Some(Reverse(Ranked(cp))) = valued.peek().copied() {
+                // Strictly above: an unvalued holder at the bar could win the tie on its key.
+                if bar.is_some_and(|bar| !ranks_above(&cp, bar)) {
+                    break;
+                }
+                valued.pop();
+                if (cp.account, cp.slot) == me {
+                    continue;
+                }
+                covered += i128::from(cp.size.0.unsigned_abs());
+                chosen.push(cp);
+                if covered >= need {
+                    break 'taking;
+                }
+            }
+            let Some(Bound(_, Reverse(i))) = unvalued.pop() else {
+                break;
+            };
+            let h = ranking.holders[i as usize];
+            let cp = if h.snap == snap {
+                h.cp
+            } else {
+                self.ranked += 1;
+                // Its bucket did not change since its snapshot, so it is still on the side.
+                let fresh = self.holder(ranking.key, &mut ranking.rates, h.bucket, snap);
+                debug_assert!(fresh.is_some(), "an unchanged holder left its side");
+                if let Some(f) = fresh {
+                    ranking.holders[i as usize] = f;
+                }
+                fresh.and_then(|f| f.cp)
+            };
+            valued.extend(cp.map(|c| Reverse(Ranked(c))));
+        }
+        self.adl.bounds = unvalued.into_vec();
+        self.adl.valued = valued;
+        self.adl.deltas = deltas;
         self.adl.rankings[at] = ranking;
     }
 }

@@ -10,6 +10,7 @@
 mod adl;
 mod auction;
 mod backstop;
+pub(crate) mod ranking;
 
 use crate::scratch::{PassEntry, PassScratch};
 use crate::tick_index::Bands;

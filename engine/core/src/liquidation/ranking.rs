@@ -1,0 +1,551 @@
+//! ADL rankings kept across price and funding moves.
+//!
+//! The model ranks the opposite positions of a market by upnl / max(equity_maint, 1), and a
+//! price or funding move changes every holder's figures. Valuing every holder after each move
+//! (what the naive mode does) costs O(n) bucket valuations, each a walk over scattered memory.
+//! Instead a ranking keeps, per holder, its exact figures as of the drivers (every asset's index
+//! and every market's funding index) it was last valued at, a *snapshot*, and how fast those
+//! figures can move per unit of each driver. At the next close the figures of a holder not
+//! valued since are bounded from the driver moves alone, over a contiguous array; holders are
+//! then valued exactly in order of their upper bound until the counterparties taken, exact and
+//! in the model's order, rank above every bound still unvalued. The choice is exactly the
+//! model's; only the holders that could be in it are valued.
+//!
+//! Why the bounds hold: between its snapshot and now a holder's bucket did not change (every
+//! change logs it, and a logged bucket is valued afresh before the ranking is read) and no
+//! listing or parameter moved (those events drop the rankings), so each term of its equity is
+//! the floor of a quantity linear in the drivers. Per driver the exact terms move by |the sum of
+//! their coefficients| x |its move|, and each floor adds less than one unit.
+
+use crate::account::{Bucket, Slot};
+use crate::ids::{AccountId, AssetId, MarketId};
+use crate::scratch::Counterparty;
+use crate::state::State;
+use ethnum::I256;
+use std::cmp::{Ordering, Reverse};
+
+/// Snapshots a ranking keeps before it is rebuilt from scratch (each close at new prices adds
+/// one; the bounds of every holder read the one it was valued at).
+pub(crate) const SNAPS_MAX: usize = 64;
+/// A coefficient that could not be bounded (an odd scale, an overflow): the holder is valued
+/// exactly whenever prices moved since its snapshot.
+const UNBOUNDED: i128 = i128::MAX;
+const ATTO: i128 = 1_000_000_000_000_000_000;
+
+/// How fast a bucket's equity can move per unit of one driver, in atto native quote units (a
+/// bound: |the net coefficient| + 1), and how many rounded terms move with it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rate {
+    /// An asset's index (its id), or a market's funding index (the number of assets plus the
+    /// market's id).
+    pub(crate) driver: u32,
+    pub(crate) atto: i128,
+    pub(crate) terms: u32,
+}
+
+/// One holder of the ranked side: its exact figures as of snapshot `snap`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Holder {
+    pub(crate) bucket: (AccountId, Slot),
+    /// The account's position in the state, and the state's change count when the holder was
+    /// valued: a later hand-out of the account for change means its figures must be redone.
+    pub(crate) account_at: u32,
+    pub(crate) change_seq: u64,
+    /// The ranking figures (None: valuation overflowed; never chosen).
+    pub(crate) cp: Option<Counterparty>,
+    /// equity_maint itself (the ranking divides by max(equity_maint, 1)).
+    pub(crate) equity: i128,
+    pub(crate) snap: u32,
+    /// The holder's equity rates: `rates[start..end]` of the ranking.
+    pub(crate) rates: (u32, u32),
+    /// How fast the ranked position's upnl moves per tick of the market's base and per unit
+    /// of its funding driver (atto).
+    pub(crate) upnl_atto: (i128, i128),
+    /// The key of its upper bound at snapshot `key_snap` (computed once per snapshot; u32::MAX
+    /// when not yet).
+    pub(crate) key: i128,
+    pub(crate) key_snap: u32,
+}
+
+/// A ratio num / den, den >= 1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frac {
+    pub(crate) num: i128,
+    pub(crate) den: i128,
+}
+
+/// a / b against c / d (b, d >= 1), exactly.
+pub(crate) fn cmp_ratio(a: i128, b: i128, c: i128, d: i128) -> Ordering {
+    match (a.checked_mul(d), c.checked_mul(b)) {
+        (Some(l), Some(r)) => l.cmp(&r),
+        _ => (I256::from(a) * I256::from(d)).cmp(&(I256::from(c) * I256::from(b))),
+    }
+}
+
+/// An unvalued holder by the key of its upper bound, for a max-heap; among equal keys the
+/// lower index pops first, so that the heap's order is a function of its contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Bound(pub(crate) i128, pub(crate) Reverse<u32>);
+
+/// Per market and per asset the coefficients every bound multiplies, for one venue epoch.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RateTables {
+    epoch: Option<u64>,
+    /// Per market: its base, one lot per tick in atto quote (None: not an integer), one lot per
+    /// unit of its funding driver, and how many funding-index units make one such unit.
+    markets: Vec<MarketRate>,
+    /// Per asset: one native unit per tick in atto quote, and its maintenance weight.
+    assets: Vec<(Option<i128>, i128)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct MarketRate {
+    base: AssetId,
+    lot_tick: Option<i128>,
+    lot_funding: i128,
+    funding_div: Option<i128>,
+}
+
+impl RateTables {
+    /// Recomputes the tables for the venue's current listings if they changed.
+    pub(crate) fn refresh(&mut self, state: &State) {
+        if self.epoch == Some(state.venue_epoch) {
+            return;
+        }
+        let qd = i32::from(state.quote_decimals());
+        let pow = |exp: i32| -> Option<i128> {
+            u32::try_from(exp)
+                .ok()
+                .and_then(crate::num::decimal::pow10_i128)
+        };
+        self.markets.clear();
+        for (i, m) in state.venue.markets.iter().enumerate() {
+            let ps = i32::from(state.venue.asset(m.base).price_scale);
+            let sd = i32::from(m.size_decimals);
+            // Funding owed is s / 10^sd x delta / 10^fs quote: 10^(18 + qd - sd - fs) atto per
+            // lot and funding unit, which is 10^k atto per 10^-k' units when negative.
+            let fs = i32::from(state.funding_scale(MarketId(i as u16)));
+            let exp = 18 + qd - sd - fs;
+            let (lot_funding, funding_div) = if exp >= 0 {
+                (pow(exp).unwrap_or(UNBOUNDED), Some(1))
+            } else {
+                (1, pow(-exp))
+            };
+            self.markets.push(MarketRate {
+                base: m.base,
+                lot_tick: pow(18 + qd - sd - ps),
+                lot_funding,
+                funding_div,
+            });
+        }
+        self.assets.clear();
+        for a in &state.venue.assets {
+            let k = pow(18 + qd - i32::from(a.decimals) - i32::from(a.price_scale));
+            self.assets.push((k, a.weight_maint.0));
+        }
+        self.epoch = Some(state.venue_epoch);
+    }
+
+    /// The drivers of a market's position: its base's index and its funding index.
+    pub(crate) fn position_drivers(&self, market: MarketId) -> (u32, u32) {
+        let base = self.markets[market.index()].base;
+        (
+            u32::from(base.0),
+            (self.assets.len() + market.index()) as u32,
+        )
+    }
+
+    /// (per tick of the base, per unit of the funding driver) of `lots` lots of `market`.
+    fn position_rates(&self, market: MarketId, lots: i128) -> (Option<i128>, Option<i128>) {
+        let m = &self.markets[market.index()];
+        let funding = if m.lot_funding == UNBOUNDED {
+            None
+        } else {
+            m.lot_funding.checked_mul(lots)
+        };
+        (m.lot_tick.and_then(|k| k.checked_mul(lots)), funding)
+    }
+
+    /// How fast the upnl of `lots` (> 0) lots of `market` moves with its two drivers.
+    pub(crate) fn upnl_rates(&self, market: MarketId, lots: i128) -> (i128, i128) {
+        let (p, f) = self.position_rates(market, lots);
+        (p.unwrap_or(UNBOUNDED), f.unwrap_or(UNBOUNDED))
+    }
+
+    /// Appends the bucket's equity rates to `out` (one per driver it is exposed to); the
+    /// range. Quote balances never move; every other term does with one or two drivers.
+    pub(crate) fn bucket_rates(
+        &self,
+        state: &State,
+        bucket: &Bucket,
+        out: &mut Vec<Rate>,
+    ) -> (u32, u32) {
+        let start = out.len();
+        let add = |out: &mut Vec<Rate>, driver: u32, coef: Option<i128>| {
+            let at = match out[start..].iter().position(|r| r.driver == driver) {
+                Some(i) => start + i,
+                None => {
+                    out.push(Rate {
+                        driver,
+                        atto: 0,
+                        terms: 0,
+                    });
+                    out.len() - 1
+                }
+            };
+            let r = &mut out[at];
+            r.terms = r.terms.saturating_add(1);
+            // Signed until the end; an unbounded term stays unbounded.
+            r.atto = match coef {
+                Some(c) if r.atto != UNBOUNDED => r.atto.checked_add(c).unwrap_or(UNBOUNDED),
+                _ => UNBOUNDED,
+            };
+        };
+        for p in &bucket.positions {
+            let (price, funding) = self.position_drivers(p.market);
+            let (kp, kf) = self.position_rates(p.market, i128::from(p.size.0));
+            add(out, price, kp);
+            // Funding owed is subtracted.
+            add(out, funding, kf.and_then(i128::checked_neg));
+        }
+        for (asset, balance) in bucket.non_quote_assets(state.quote()) {
+            let (k, weight) = self.assets[asset.index()];
+            let coef = k.and_then(|k| k.checked_mul(balance.0)).and_then(|c| {
+                if balance.0 > 0 {
+                    crate::num::mul_div(c, weight, ATTO, crate::num::Round::Trunc).ok()
+                } else {
+                    Some(c)
+                }
+            });
+            add(out, u32::from(asset.0), coef);
+        }
+        // |net| + 1 bounds the exact coefficient (the weighted collateral's was truncated).
+        for r in &mut out[start..] {
+            if r.atto != UNBOUNDED {
+                r.atto = r
+                    .atto
+                    .checked_abs()
+                    .map_or(UNBOUNDED, |a| a.saturating_add(1));
+            }
+        }
+        (start as u32, out.len() as u32)
+    }
+
+    /// Every driver's value now: the assets' indices (0 before the first, as valuations read
+    /// it), then the markets' funding indices.
+    fn drivers<'a>(&'a self, state: &'a State) -> impl Iterator<Item = i128> + 'a {
+        let prices = state
+            .assets
+            .iter()
+            .map(|a| i128::from(a.oracle.index.map_or(0, |x| x.0)));
+        prices.chain(state.markets.iter().map(|m| m.funding_index))
+    }
+
+    /// The unit a driver's move is counted in: one tick, or for a funding driver
+    /// `funding_div` units of the index (rounded up; None: too fine to bound).
+    fn unit(&self, driver: usize) -> Option<i128> {
+        match driver.checked_sub(self.assets.len()) {
+            None => Some(1),
+            Some(m) => self.markets.get(m).and_then(|m| m.funding_div),
+        }
+    }
+}
+
+/// One (market, side) ranking, kept until the venue changes.
+#[derive(Clone, Debug)]
+pub(crate) struct Ranking {
+    /// (market, sign of the counterparties' positions).
+    pub(crate) key: (MarketId, i64),
+    /// The holders on the side, by bucket.
+    pub(crate) holders: Vec<Holder>,
+    /// Every holder's equity rates (a holder valued again appends new ones).
+    pub(crate) rates: Vec<Rate>,
+    /// The buffer `compact_rates` copies the live rates into.
+    pub(crate) spare_rates: Vec<Rate>,
+    /// Every driver's value, `stride` per snapshot, oldest first.
+    pub(crate) snaps: Vec<i128>,
+    pub(crate) stride: usize,
+    /// How much of the cache's log of changed buckets this ranking has taken in.
+    pub(crate) seen: usize,
+}
+
+impl Default for Ranking {
+    fn default() -> Ranking {
+        Ranking {
+            key: (MarketId(0), 0),
+            holders: Vec::new(),
+            rates: Vec::new(),
+            spare_rates: Vec::new(),
+            snaps: Vec::new(),
+            stride: 0,
+            seen: 0,
+        }
+    }
+}
+
+impl Ranking {
+    /// Empties the ranking for `key`, keeping its buffers.
+    pub(crate) fn reset(&mut self, key: (MarketId, i64), seen: usize) {
+        self.key = key;
+        self.holders.clear();
+        self.rates.clear();
+        self.snaps.clear();
+        self.stride = 0;
+        self.seen = seen;
+    }
+
+    /// The number of the current snapshot, after taking the drivers now if they differ from
+    /// the last one's.
+    pub(crate) fn snapshot(&mut self, tables: &RateTables, state: &State) -> u32 {
+        let stride = state.assets.len() + state.markets.len();
+        let same = stride == self.stride
+            && self.snaps.len() >= stride
+            && self.snaps[self.snaps.len() - stride..]
+                .iter()
+                .zip(tables.drivers(state))
+                .all(|(&t, now)| t == now);
+        if !same {
+            debug_assert!(
+                self.snaps.is_empty() || stride == self.stride,
+                "assets and markets are listed only by events that drop the rankings"
+            );
+            if stride != self.stride {
+                self.snaps.clear();
+            }
+            self.stride = stride;
+            self.snaps.extend(tables.drivers(state));
+        }
+        (self.snaps.len() / stride.max(1)).saturating_sub(1) as u32
+    }
+
+    /// Room for every snapshot the ranking may take before it is built afresh.
+    pub(crate) fn reserve_snapshots(&mut self, state: &State) {
+        let stride = state.assets.len() + state.markets.len();
+        self.snaps.reserve(SNAPS_MAX * stride);
+    }
+
+    /// True when the ranking should be built afresh rather than read: it has taken so many
+    /// snapshots that its holders' bounds read stale drivers.
+    pub(crate) fn worn(&self) -> bool {
+        self.snaps.len() / self.stride.max(1) >= SNAPS_MAX
+    }
+
+    /// Drops the rates that holders valued again left behind, once they are most of them.
+    pub(crate) fn compact_rates(&mut self) {
+        let live: usize = self
+            .holders
+            .iter()
+            .map(|h| (h.rates.1 - h.rates.0) as usize)
+            .sum();
+        if self.rates.len() <= 2 * live + 4096 {
+            return;
+        }
+        let mut kept = std::mem::take(&mut self.spare_rates);
+        kept.clear();
+        for h in &mut self.holders {
+            let start = kept.len() as u32;
+            kept.extend_from_slice(&self.rates[h.rates.0 as usize..h.rates.1 as usize]);
+            h.rates = (start, kept.len() as u32);
+        }
+        self.spare_rates = std::mem::replace(&mut self.rates, kept);
+    }
+
+    /// How far every driver moved since each snapshot, in its unit (rounded up; i128::MAX
+    /// when it cannot be bounded), into `out`.
+    pub(crate) fn deltas(&self, tables: &RateTables, state: &State, out: &mut Vec<i128>) {
+        out.clear();
+        #[cfg(test)]
+        let still = tests::CHECK.with(|c| c.get().plant_still_drivers);
+        for snap in self.snaps.chunks(self.stride.max(1)) {
+            for (d, (&then, now)) in snap.iter().zip(tables.drivers(state)).enumerate() {
+                let moved = now.checked_sub(then).and_then(i128::checked_abs);
+                let units = match (moved, tables.unit(d)) {
+                    (Some(0), _) => 0,
+                    (Some(m), Some(u)) => m / u + i128::from(m % u != 0),
+                    _ => i128::MAX,
+                };
+                #[cfg(test)]
+                let units = if still { 0 } else { units };
+                out.push(units);
+            }
+        }
+    }
+
+    /// A key at least 2^32 times the largest ratio holder `h` can have now, given the driver
+    /// moves since its snapshot (`deltas` as from [`Ranking::deltas`]), with `drivers` the
+    /// ranked market's; `snap` is the current snapshot. None for a holder that cannot be
+    /// chosen (its valuation overflowed at these very drivers).
+    pub(crate) fn upper_key(
+        &self,
+        h: &Holder,
+        drivers: (u32, u32),
+        snap: u32,
+        deltas: &[i128],
+    ) -> Option<i128> {
+        let Some(cp) = h.cp else {
+            // Valued again at other prices, it may not overflow.
+            return (h.snap != snap).then_some(i128::MAX);
+        };
+        let hi = if h.snap == snap {
+            Some(ratio(&cp))
+        } else {
+            self.upper(h, &cp, drivers, deltas)
+        };
+        Some(hi.map_or(i128::MAX, key_above))
+    }
+
+    /// The largest ratio `h` (figures `cp`) can have now (None: unbounded).
+    fn upper(
+        &self,
+        h: &Holder,
+        cp: &Counterparty,
+        drivers: (u32, u32),
+        deltas: &[i128],
+    ) -> Option<Frac> {
+        let d = &deltas[h.snap as usize * self.stride..][..self.stride];
+        let (dp, df) = (d[drivers.0 as usize], d[drivers.1 as usize]);
+        // One floored term moving with two drivers: one unit of rounding for both.
+        let u_atto = atto_moved(h.upnl_atto.0, dp)?.checked_add(atto_moved(h.upnl_atto.1, df)?)?;
+        let du = units_up(u_atto).checked_add(i128::from(dp != 0 || df != 0))?;
+        let (mut e_atto, mut terms) = (0i128, 0i128);
+        for r in &self.rates[h.rates.0 as usize..h.rates.1 as usize] {
+            let units = d[r.driver as usize];
+            if units != 0 {
+                e_atto = e_atto.checked_add(atto_moved(r.atto, units)?)?;
+                terms += i128::from(r.terms);
+            }
+        }
+        let de = units_up(e_atto).checked_add(terms)?;
+        let u_hi = cp.upnl.checked_add(du)?;
+        // A gain is largest over the smallest equity, a loss smallest over the largest.
+        let den = if u_hi >= 0 {
+            h.equity.checked_sub(de)?
+        } else {
+            h.equity.checked_add(de)?
+        };
+        Some(Frac {
+            num: u_hi,
+            den: den.max(1),
+        })
+    }
+}
+
+/// The scale of heap keys: a ratio times 2^32, rounded up.
+pub(crate) const KEY_ONE: i128 = 1 << 32;
+
+/// ceil(f x 2^32), or a larger key when that does not fit (every key bounds a ratio from
+/// above; comparing with one stays exact, see [`ranks_above`]).
+fn key_above(f: Frac) -> i128 {
+    match f.num.checked_mul(KEY_ONE) {
+        Some(x) => x / f.den + i128::from(x % f.den > 0),
+        None if f.num > 0 => i128::MAX,
+        None => 0,
+    }
+}
+
+/// True when the valued `cp` ranks above every ratio a key `key` bounds: ratio > key / 2^32.
+pub(crate) fn ranks_above(cp: &Counterparty, key: i128) -> bool {
+    cmp_ratio(cp.upnl, cp.equity, key, KEY_ONE) == Ordering::Greater
+}
+
+/// Exact atto moved by a rate over `units` (None: unbounded).
+fn atto_moved(atto: i128, units: i128) -> Option<i128> {
+    if units == 0 {
+        return Some(0);
+    }
+    if atto == UNBOUNDED || units == i128::MAX {
+        return None;
+    }
+    atto.checked_mul(units)
+}
+
+/// Native units, rounded up, of a non-negative atto amount.
+fn units_up(atto: i128) -> i128 {
+    atto / ATTO + i128::from(atto % ATTO != 0)
+}
+
+/// The exact ratio of a valued counterparty.
+pub(crate) fn ratio(cp: &Counterparty) -> Frac {
+    Frac {
+        num: cp.upnl,
+        den: cp.equity,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::engine::{Engine, ScanMode};
+    use crate::scenario::{Scenario, ScenarioConfig};
+    use crate::state::State;
+    use std::cell::Cell;
+
+    /// What the check counted, and the planted mutation.
+    #[derive(Clone, Copy, Default)]
+    pub(crate) struct Check {
+        pub(crate) on: bool,
+        /// The planted mutation: the bounds take the drivers as unmoved since each snapshot,
+        /// as a ranking that forgot price moves would.
+        pub(crate) plant_still_drivers: bool,
+        pub(crate) closes: u64,
+        pub(crate) at_moved_prices: u64,
+        pub(crate) wrong: u64,
+    }
+
+    thread_local! {
+        pub(crate) static CHECK: Cell<Check> = Cell::new(Check::default());
+    }
+
+    /// Crash streams through an indexed engine, every ADL choice checked against the
+    /// reference's (every holder valued afresh, sorted); what the check counted.
+    fn checked_crashes(plant: bool) -> Check {
+        CHECK.with(|c| {
+            c.set(Check {
+                on: true,
+                plant_still_drivers: plant,
+                ..Check::default()
+            })
+        });
+        for seed in 1..=3 {
+            let cfg = ScenarioConfig {
+                seed,
+                accounts: 150,
+                events: 12_000,
+                markets: 5,
+                crash_at_permille: 300 + 100 * seed as u32,
+                crash_depth_bps: 2_000 + 500 * seed as u32,
+                hours: 6,
+                ..ScenarioConfig::default()
+            };
+            let mut engine = Engine::with_scan(State::default(), ScanMode::Indexed);
+            for input in Scenario::new(cfg) {
+                engine.apply(&input);
+            }
+        }
+        let k = CHECK.with(|c| c.get());
+        CHECK.with(|c| c.set(Check::default()));
+        eprintln!(
+            "plant {plant}: {} closes, {} at moved prices, {} wrong",
+            k.closes, k.at_moved_prices, k.wrong
+        );
+        k
+    }
+
+    #[test]
+    fn kept_rankings_choose_what_fresh_ones_do() {
+        let k = checked_crashes(false);
+        assert_eq!(k.wrong, 0, "{} of {} ADL choices differ", k.wrong, k.closes);
+        // The check says little unless most choices read rankings kept across price moves.
+        assert!(
+            k.at_moved_prices * 2 > k.closes && k.closes > 100,
+            "{} of {} choices at moved prices",
+            k.at_moved_prices,
+            k.closes
+        );
+    }
+
+    #[test]
+    fn bounds_that_forget_price_moves_are_caught() {
+        let k = checked_crashes(true);
+        assert!(k.wrong > 0, "no wrong choice in {} closes", k.closes);
+    }
+}
