@@ -43,7 +43,7 @@ fn main() {
     let mut slowest: Vec<(u64, u64, &str, String)> = Vec::new();
     for input in &inputs {
         let t = Instant::now();
-        let v0 = engine.visits;
+        let (v0, k0) = (engine.visits, engine.ranked);
         let records = engine.apply(input);
         let ns = t.elapsed().as_nanos() as u64;
         if slowest.len() < 8 || ns > slowest[slowest.len() - 1].0 {
@@ -51,10 +51,15 @@ fn main() {
             for r in records {
                 *kinds.entry(r.body.type_name()).or_insert(0) += 1;
             }
-            let kinds = kinds
+            let mut kinds = kinds
                 .iter()
                 .map(|(k, n)| format!("{k} {n}"))
                 .collect::<Vec<_>>();
+            kinds.push(format!(
+                "[visits {}, ADL valuations {}]",
+                engine.visits - v0,
+                engine.ranked - k0
+            ));
             slowest.push((
                 ns,
                 engine.state.input_seq,

@@ -385,8 +385,14 @@ impl Engine {
             ms.holders.remove(&(account, slot));
         } else {
             ms.holders.insert((account, slot));
-            if pos.size.signum() != old.signum() {
-                self.adl.joined(market, (account, slot));
+        }
+        if pos.size.signum() != old.signum() {
+            use crate::state::side_index;
+            if !old.is_zero() {
+                ms.sides[side_index(old.signum())].remove(&(account, slot));
+            }
+            if !pos.size.is_zero() {
+                ms.sides[side_index(pos.size.signum())].insert((account, slot));
             }
         }
         let cfg = self.state.venue.market(market);

@@ -7,6 +7,7 @@ use crate::account::Slot;
 use crate::health::Overlay;
 use crate::ids::{AssetId, MarketId};
 use crate::num::Exact;
+use crate::ordered::OrderedSet;
 use crate::state::State;
 
 /// Every invariant that fails, as readable lines (empty when all hold).
@@ -91,6 +92,13 @@ fn markets(state: &State, errors: &mut Vec<String>) {
                             cfg.name, acc.id
                         ));
                     }
+                    let side = crate::state::side_index(p.size.signum());
+                    if !state.markets[i].sides[side].contains(&(acc.id, slot)) {
+                        errors.push(format!(
+                            "{}: bucket of account {} missing from its side's holders",
+                            cfg.name, acc.id
+                        ));
+                    }
                     match state.funding_owed(p).and_then(|g| owed.plus(g)) {
                         Ok(v) => owed = v,
                         Err(_) => errors.push(format!("{}: funding owed overflows", cfg.name)),
@@ -105,6 +113,13 @@ fn markets(state: &State, errors: &mut Vec<String>) {
             errors.push(format!(
                 "{}: open interest {} but longs sum to {longs}",
                 cfg.name, state.markets[i].open_interest
+            ));
+        }
+        let by_side: usize = state.markets[i].sides.iter().map(OrderedSet::len).sum();
+        if by_side != holders {
+            errors.push(format!(
+                "{}: {by_side} holders indexed by side, {holders} positions",
+                cfg.name
             ));
         }
         if holders != state.markets[i].holders.len() {

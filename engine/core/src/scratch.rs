@@ -77,13 +77,13 @@ impl PartialEq for Ranked {
 
 impl Eq for Ranked {}
 
-/// Rankings kept since the last event that moved the venue, and the buckets that took a
-/// position on a side since they were made.
+/// Rankings kept since the last event that moved the venue.
 ///
-/// A ranking takes in changes only when it is used: the buckets that joined its side (from
-/// the log; each costs a lookup and at most one valuation) and its holders changed since it
-/// valued them (the state's per-account change counts, one array read per holder). Price and
-/// funding moves do not drop a ranking: it bounds its holders' figures from them
+/// A ranking takes in changes only when it is used, in one walk of its side's holders in the
+/// market (`MarketState::sides`) beside its own: buckets that joined the side are valued and
+/// added, those that left are dropped, and holders whose balances or positions changed since
+/// it valued them (the state's per-account change counts) are valued again. Price and funding
+/// moves do not drop a ranking: it bounds its holders' figures from them
 /// (`liquidation/ranking.rs`). The rankings' buffers outlive them (only `live` is reset) so that
 /// a backstop in a warmed-up engine does not allocate.
 #[derive(Clone, Debug, Default)]
@@ -91,9 +91,6 @@ pub(crate) struct AdlCache {
     /// The first `live` rankings are current, the rest are spare buffers.
     pub(crate) rankings: Vec<Ranking>,
     pub(crate) live: usize,
-    /// Buckets that took a position in a market on a side they had none on, in order
-    /// (repeats allowed), since the rankings were made.
-    pub(crate) joined: Vec<(MarketId, (AccountId, Slot))>,
     /// The counterparties chosen for the close in progress.
     pub(crate) chosen: Vec<Counterparty>,
     /// The naive mode's ranking, built afresh for each close.
@@ -107,54 +104,10 @@ pub(crate) struct AdlCache {
     pub(crate) deltas: Vec<i128>,
 }
 
-/// Joins logged before the log is trimmed (the rankings far behind are dropped: building one
-/// afresh is then cheaper than taking the joins in one by one, and the log stays bounded).
-const JOINED_MAX: usize = 8192;
-
 impl AdlCache {
     /// Forgets every ranking (when an event moved the venue).
     pub(crate) fn clear(&mut self) {
         self.live = 0;
-        self.joined.clear();
-    }
-
-    /// Notes that a bucket took a position in `market` on a side it had none on, if any
-    /// ranking is kept.
-    pub(crate) fn joined(&mut self, market: MarketId, bucket: (AccountId, Slot)) {
-        if self.live == 0 {
-            return;
-        }
-        if self.joined.len() >= JOINED_MAX {
-            self.trim_joined();
-            if self.live == 0 {
-                return;
-            }
-        }
-        self.joined.push((market, bucket));
-    }
-
-    /// Makes room in the full log: the rankings that took in less than half of it are dropped,
-    /// and the part every ranking left has taken in is forgotten.
-    fn trim_joined(&mut self) {
-        let half = self.joined.len() / 2;
-        let mut i = 0;
-        while i < self.live {
-            if self.rankings[i].seen < half {
-                self.live -= 1;
-                self.rankings.swap(i, self.live);
-            } else {
-                i += 1;
-            }
-        }
-        let taken = self.rankings[..self.live]
-            .iter()
-            .map(|r| r.seen)
-            .min()
-            .unwrap_or(self.joined.len());
-        self.joined.drain(..taken);
-        for r in &mut self.rankings[..self.live] {
-            r.seen -= taken;
-        }
     }
 
     /// The index of the ranking for (market, side), if one is kept.
@@ -175,8 +128,7 @@ impl AdlCache {
                 self.live - 1
             }
         };
-        let seen = self.joined.len();
-        self.rankings[at].reset(key, seen);
+        self.rankings[at].reset(key);
         at
     }
 }

@@ -10,6 +10,11 @@ use crate::ordered::OrderedSet;
 use crate::venue::Venue;
 use rustc_hash::FxHashMap;
 
+/// The index in [`MarketState::sides`] of positions of sign `sign` (-1 or 1).
+pub fn side_index(sign: i64) -> usize {
+    usize::from(sign > 0)
+}
+
 /// Per-market state that changes with events.
 #[derive(
     Clone, PartialEq, Eq, Debug, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
@@ -25,6 +30,10 @@ pub struct MarketState {
     /// Buckets holding a position in the market (derived; rebuilt after a snapshot load).
     #[rkyv(with = rkyv::with::Skip)]
     pub holders: OrderedSet<(AccountId, Slot)>,
+    /// The same buckets by side: short positions first, then long ones (derived; what an ADL
+    /// ranking of one side walks).
+    #[rkyv(with = rkyv::with::Skip)]
+    pub sides: [OrderedSet<(AccountId, Slot)>; 2],
     /// The market's own insurance fund (`own_fund` markets), quote native.
     pub own_fund: Native,
     /// What the venue-wide fund has paid for this market's bankruptcies (for `insurance_cap`).
@@ -299,6 +308,7 @@ impl State {
         let quote = self.quote();
         for m in &mut self.markets {
             m.holders.clear();
+            m.sides.iter_mut().for_each(OrderedSet::clear);
         }
         for a in &mut self.assets {
             a.holders.clear();
@@ -310,9 +320,9 @@ impl State {
                     continue;
                 };
                 for p in &bucket.positions {
-                    self.markets[p.market.index()]
-                        .holders
-                        .insert((acc.id, slot));
+                    let m = &mut self.markets[p.market.index()];
+                    m.holders.insert((acc.id, slot));
+                    m.sides[side_index(p.size.signum())].insert((acc.id, slot));
                 }
                 if bucket.is_liquidating() {
                     self.liquidating.insert((acc.id, slot));

@@ -6,8 +6,8 @@
 //! a few, breaks the same bound on some events (so the check can fail).
 //!
 //! What is *not* bounded this way is stated in docs/ARCHITECTURE.md: an oracle print visits the
-//! buckets whose band it crossed (most of them emit nothing), and an ADL ranking values every
-//! holder of its market once per price move.
+//! buckets whose band it crossed (most of them emit nothing), and an ADL close values the
+//! holders changed since its ranking was last read and those whose bound reaches the choice.
 
 use margin_engine::engine::ScanMode;
 use margin_engine::record::Body;

@@ -17,6 +17,7 @@ use crate::liquidation::ranking::{ranks_above, Bound, Holder, Rate};
 use crate::num::Lots;
 use crate::record::{Body, Num};
 use crate::scratch::{Counterparty, Ranked};
+use crate::state::side_index;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -265,59 +266,56 @@ impl Engine {
     fn rank_all(&mut self, market: MarketId, side: i64) -> usize {
         let at = self.adl.claim((market, side));
         let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
-        let holders = self.state.markets[market.index()].holders.len();
+        let holders = &self.state.markets[market.index()].sides[side_index(side)];
         // Grown once to size rather than by doubling (a warmed-up engine does not allocate).
-        ranking.holders.reserve(holders);
-        ranking.rates.reserve(holders * 4);
-        ranking.spare_rates.reserve(holders * 4);
+        ranking.holders.reserve(holders.len());
+        ranking.spare_holders.reserve(holders.len());
+        ranking.rates.reserve(holders.len() * 4);
+        ranking.spare_rates.reserve(holders.len() * 4);
         ranking.reserve_snapshots(&self.state);
         let snap = ranking.snapshot(&self.adl.tables, &self.state);
-        self.ranked += holders as u64;
-        // Holders come in bucket order, so `holders` is sorted as it is filled.
-        self.state.markets[market.index()].holders.for_each(|&key| {
+        // The side's holders come in bucket order, so `holders` is sorted as it is filled.
+        holders.for_each(|&key| {
             if let Some(h) = self.holder((market, side), &mut ranking.rates, key, snap) {
                 ranking.holders.push(h);
             }
         });
+        self.ranked += holders.len() as u64;
         self.adl.rankings[at] = ranking;
         at
     }
 
-    /// Brings ranking `at` up to date with the buckets changed since it valued them: those
-    /// that joined its side since it last looked (the log) are added, every holder changed
-    /// since its valuation is valued afresh (or dropped, when it left the side).
+    /// Brings ranking `at` up to date with the buckets changed since it valued them, in one
+    /// walk of the side's holders beside its own (both in bucket order): a bucket that joined
+    /// the side is valued and added, one that left is dropped, and one whose balances or
+    /// positions changed since its valuation is valued afresh.
     fn refresh_ranking(&mut self, at: usize) {
         let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
         let snap = ranking.snapshot(&self.adl.tables, &self.state);
         let key = ranking.key;
-        for &(market, bucket) in &self.adl.joined[ranking.seen..] {
-            if market != key.0 {
-                continue;
+        let old = std::mem::take(&mut ranking.holders);
+        let mut next = std::mem::take(&mut ranking.spare_holders);
+        next.clear();
+        let mut valued = 0u64;
+        let mut i = 0;
+        let side = &self.state.markets[key.0.index()].sides[side_index(key.1)];
+        side.for_each(|&bucket| {
+            while i < old.len() && old[i].bucket < bucket {
+                i += 1; // left the side
             }
-            // One already held is redone below, as changed.
-            if let Err(i) = ranking.holders.binary_search_by(|h| h.bucket.cmp(&bucket)) {
-                self.ranked += 1;
-                if let Some(h) = self.holder(key, &mut ranking.rates, bucket, snap) {
-                    ranking.holders.insert(i, h);
+            let kept = old.get(i).filter(|h| h.bucket == bucket);
+            let now = match kept {
+                Some(h) if self.state.changed_at(h.account_at as usize) <= h.change_seq => Some(*h),
+                _ => {
+                    valued += 1;
+                    self.holder(key, &mut ranking.rates, bucket, snap)
                 }
-            }
-        }
-        ranking.seen = self.adl.joined.len();
-        let mut kept = 0;
-        for i in 0..ranking.holders.len() {
-            let h = ranking.holders[i];
-            let now = if self.state.changed_at(h.account_at as usize) > h.change_seq {
-                self.ranked += 1;
-                self.holder(key, &mut ranking.rates, h.bucket, snap)
-            } else {
-                Some(h)
             };
-            if let Some(h) = now {
-                ranking.holders[kept] = h;
-                kept += 1;
-            }
-        }
-        ranking.holders.truncate(kept);
+            next.extend(now);
+        });
+        self.ranked += valued;
+        ranking.holders = next;
+        ranking.spare_holders = old;
         ranking.compact_rates();
         self.adl.rankings[at] = ranking;
     }

@@ -258,6 +258,8 @@ pub(crate) struct Ranking {
     pub(crate) key: (MarketId, i64),
     /// The holders on the side, by bucket.
     pub(crate) holders: Vec<Holder>,
+    /// The buffer a refresh builds the next `holders` in.
+    pub(crate) spare_holders: Vec<Holder>,
     /// Every holder's equity rates (a holder valued again appends new ones).
     pub(crate) rates: Vec<Rate>,
     /// The buffer `compact_rates` copies the live rates into.
@@ -265,8 +267,6 @@ pub(crate) struct Ranking {
     /// Every driver's value, `stride` per snapshot, oldest first.
     pub(crate) snaps: Vec<i128>,
     pub(crate) stride: usize,
-    /// How much of the cache's log of changed buckets this ranking has taken in.
-    pub(crate) seen: usize,
 }
 
 impl Default for Ranking {
@@ -274,24 +274,23 @@ impl Default for Ranking {
         Ranking {
             key: (MarketId(0), 0),
             holders: Vec::new(),
+            spare_holders: Vec::new(),
             rates: Vec::new(),
             spare_rates: Vec::new(),
             snaps: Vec::new(),
             stride: 0,
-            seen: 0,
         }
     }
 }
 
 impl Ranking {
     /// Empties the ranking for `key`, keeping its buffers.
-    pub(crate) fn reset(&mut self, key: (MarketId, i64), seen: usize) {
+    pub(crate) fn reset(&mut self, key: (MarketId, i64)) {
         self.key = key;
         self.holders.clear();
         self.rates.clear();
         self.snaps.clear();
         self.stride = 0;
-        self.seen = seen;
     }
 
     /// The number of the current snapshot, after taking the drivers now if they differ from
