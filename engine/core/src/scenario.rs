@@ -56,6 +56,23 @@ impl Default for ScenarioConfig {
     }
 }
 
+impl ScenarioConfig {
+    /// A small venue (150 accounts, 5 markets, 12,000 events over 6 hours) with a crash whose
+    /// start and depth vary with the seed: the stream the equivalence checks run.
+    pub fn small_crash(seed: u64) -> ScenarioConfig {
+        ScenarioConfig {
+            seed,
+            accounts: 150,
+            events: 12_000,
+            markets: 5,
+            crash_at_permille: 300 + 100 * seed as u32,
+            crash_depth_bps: 2_000 + 500 * seed as u32,
+            hours: 6,
+            ..ScenarioConfig::default()
+        }
+    }
+}
+
 /// One listed asset of the scenario: name, decimals, price decimals, start price in ticks,
 /// weights (per-mille), size decimals of its market, margin fractions (per-mille).
 struct AssetDef {

@@ -34,16 +34,7 @@ fn assert_same(inputs: &[Input], what: &str) {
 
 /// A small venue with a crash whose start and depth vary with the seed.
 fn crash(seed: u64) -> ScenarioConfig {
-    ScenarioConfig {
-        seed,
-        accounts: 150,
-        events: 12_000,
-        markets: 5,
-        crash_at_permille: 300 + 100 * seed as u32,
-        crash_depth_bps: 2_000 + 500 * seed as u32,
-        hours: 6,
-        ..ScenarioConfig::default()
-    }
+    ScenarioConfig::small_crash(seed)
 }
 
 #[test]

@@ -2,13 +2,14 @@
 //! market, the most profitable relative to their equity first. Buckets without a position in the
 //! market are never charged.
 //!
-//! Ranking every opposite position is O(n); a crash tick can back-stop many buckets of one
-//! market in the same event, and the liquidation bids that follow it back-stop more, one event
-//! each. A ranking depends on prices, funding and parameters, which only oracle, funding and
-//! venue events move, and on the ranked buckets themselves, whose every change marks them
-//! dirty. So the [`AdlCache`] keeps each ranking until the next event that moves valuations
-//! and re-ranks only the buckets that changed; the result is the same as ranking afresh (the
-//! naive mode does, and `tests/index_equivalence.rs` compares their outputs byte for byte).
+//! Ranking every opposite position afresh is O(n) valuations, and a crash tick can back-stop
+//! many buckets of one market in the same event, the liquidation bids that follow it more. So
+//! a (market, side) ranking is kept until a listing or parameter changes: before each use it
+//! takes in the buckets that joined or left its side and values again those whose balances or
+//! positions changed, and the holders it has not valued at the current prices are read through
+//! bounds (`ranking.rs`), valued only when their bound reaches the choice. The result is that
+//! of ranking afresh (the naive mode does, `ranking::tests` compares every choice of three
+//! crash streams, and `tests/index_equivalence.rs` compares output bytes).
 
 use crate::account::Slot;
 use crate::engine::Engine;

@@ -11,10 +11,10 @@
 //! in the model's order, rank above every bound still unvalued. The choice is exactly the
 //! model's; only the holders that could be in it are valued.
 //!
-//! Why the bounds hold: between its snapshot and now a holder's bucket did not change (every
-//! change logs it, and a logged bucket is valued afresh before the ranking is read) and no
-//! listing or parameter moved (those events drop the rankings), so each term of its equity is
-//! the floor of a quantity linear in the drivers. Per driver the exact terms move by |the sum of
+//! Why the bounds hold: between its snapshot and now a holder's balances and positions did not
+//! change (every change moves its account's change count, and a changed holder is valued
+//! afresh before the ranking is read) and no listing or parameter moved (those events drop the
+//! rankings), so each term of its equity is the floor of a quantity linear in the drivers. Per driver the exact terms move by |the sum of
 //! their coefficients| x |its move|, and each floor adds less than one unit.
 
 use crate::account::{Bucket, Slot};
@@ -505,18 +505,8 @@ pub(crate) mod tests {
             })
         });
         for seed in 1..=3 {
-            let cfg = ScenarioConfig {
-                seed,
-                accounts: 150,
-                events: 12_000,
-                markets: 5,
-                crash_at_permille: 300 + 100 * seed as u32,
-                crash_depth_bps: 2_000 + 500 * seed as u32,
-                hours: 6,
-                ..ScenarioConfig::default()
-            };
             let mut engine = Engine::with_scan(State::default(), ScanMode::Indexed);
-            for input in Scenario::new(cfg) {
+            for input in Scenario::new(ScenarioConfig::small_crash(seed)) {
                 engine.apply(&input);
             }
         }
