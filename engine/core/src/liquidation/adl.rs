@@ -187,7 +187,7 @@ impl Engine {
 
     /// The ranking figures of one bucket's position in `market` on side `side`, if it has one
     /// (None too when its valuation overflows: such a position is never chosen).
-    fn counterparty(
+    pub(super) fn counterparty(
         &self,
         account: AccountId,
         slot: Slot,
@@ -237,7 +237,7 @@ impl Engine {
 
     /// A holder of side `key` valued now (snapshot `snap`), its rates appended to `rates`;
     /// None when the bucket has no position on the side.
-    fn holder(
+    pub(super) fn holder(
         &self,
         key: (MarketId, i64),
         rates: &mut Vec<Rate>,

@@ -519,6 +519,95 @@ pub(crate) mod tests {
         k
     }
 
+    /// Every holder of every side, valued at one snapshot, then the indices and funding
+    /// indices moved at random (up to 30 % and far past an hour's funding): (holders checked,
+    /// their ratio moved, their exact ratio at the moved drivers outside the bound).
+    fn containment(plant: bool) -> (u64, u64, u64) {
+        use super::{ranks_above, Ranking};
+        use crate::ids::MarketId;
+        use crate::state::side_index;
+        let mut engine = Engine::with_scan(State::default(), ScanMode::Indexed);
+        for input in Scenario::new(ScenarioConfig::small_crash(2)).take(7_000) {
+            engine.apply(&input);
+        }
+        let mut rng = crate::rng::Rng::new(11);
+        CHECK.with(|c| {
+            c.set(Check {
+                plant_still_drivers: plant,
+                ..Check::default()
+            })
+        });
+        let (mut checked, mut moved_ratio, mut outside) = (0u64, 0u64, 0u64);
+        for trial in 0..12 {
+            engine.adl.tables.refresh(&engine.state);
+            let mut rankings = Vec::new();
+            for m in 0..engine.state.markets.len() {
+                for side in [-1i64, 1] {
+                    let key = (MarketId(m as u16), side);
+                    let mut r = Ranking::default();
+                    r.reset(key);
+                    let snap = r.snapshot(&engine.adl.tables, &engine.state);
+                    let mut holders = Vec::new();
+                    engine.state.markets[m].sides[side_index(side)].for_each(|&b| {
+                        holders.extend(engine.holder(key, &mut r.rates, b, snap));
+                    });
+                    r.holders = holders;
+                    rankings.push(r);
+                }
+            }
+            for a in &mut engine.state.assets {
+                if let Some(t) = a.oracle.index.as_mut() {
+                    let pct = rng.range(-30, 30);
+                    t.0 = (t.0 + t.0 * pct / 100).max(1);
+                }
+            }
+            for m in &mut engine.state.markets {
+                m.funding_index += i128::from(rng.range(-1_000_000, 1_000_000)) << (trial % 40);
+            }
+            engine.state.moved_prices();
+            for r in &mut rankings {
+                let snap = r.snapshot(&engine.adl.tables, &engine.state);
+                let mut deltas = Vec::new();
+                r.deltas(&engine.adl.tables, &engine.state, &mut deltas);
+                let drivers = engine.adl.tables.position_drivers(r.key.0);
+                for h in &r.holders {
+                    let Some(old) = h.cp else { continue };
+                    let key = r
+                        .upper_key(h, drivers, snap, &deltas)
+                        .expect("a valued holder");
+                    let now = engine
+                        .counterparty(h.bucket.0, h.bucket.1, r.key.0, r.key.1)
+                        .expect("still on its side");
+                    outside += u64::from(ranks_above(&now, key));
+                    checked += 1;
+                    moved_ratio += u64::from((old.upnl, old.equity) != (now.upnl, now.equity));
+                }
+            }
+        }
+        CHECK.with(|c| c.set(Check::default()));
+        (checked, moved_ratio, outside)
+    }
+
+    #[test]
+    fn bounds_contain_the_figures_at_moved_drivers() {
+        let (checked, moved, outside) = containment(false);
+        assert_eq!(
+            outside, 0,
+            "{outside} of {checked} holders outside their bound"
+        );
+        assert!(
+            checked > 2_000 && moved * 2 > checked,
+            "{moved} of {checked} moved"
+        );
+    }
+
+    /// The planted mutation (bounds that take the drivers as unmoved) breaks containment.
+    #[test]
+    fn bounds_that_forget_moves_do_not_contain_the_figures() {
+        let (checked, _, outside) = containment(true);
+        assert!(outside > 0, "all {checked} holders inside stale bounds");
+    }
+
     #[test]
     fn kept_rankings_choose_what_fresh_ones_do() {
         let k = checked_crashes(false);
