@@ -107,7 +107,7 @@ impl Engine {
         }
         self.adl.tables.refresh(&self.state);
         let at = match self.adl.find((market, side)) {
-            Some(i) if !self.adl.rankings[i].worn() => {
+            Some(i) if !self.adl.rankings[i].worn(&self.state) => {
                 self.refresh_ranking(i);
                 i
             }

@@ -304,10 +304,8 @@ impl Ranking {
                 .zip(tables.drivers(state))
                 .all(|(&t, now)| t == now);
         if !same {
-            debug_assert!(
-                self.snaps.is_empty() || stride == self.stride,
-                "assets and markets are listed only by events that drop the rankings"
-            );
+            // A ranking read with another stride was `worn` and built afresh.
+            debug_assert!(self.snaps.is_empty() || stride == self.stride);
             if stride != self.stride {
                 self.snaps.clear();
             }
@@ -324,9 +322,12 @@ impl Ranking {
     }
 
     /// True when the ranking should be built afresh rather than read: it has taken so many
-    /// snapshots that its holders' bounds read stale drivers.
-    pub(crate) fn worn(&self) -> bool {
-        self.snaps.len() / self.stride.max(1) >= SNAPS_MAX
+    /// snapshots that its holders' bounds read stale drivers, or the venue lists a different
+    /// number of drivers than its snapshots hold (events that list drop the rankings; this
+    /// keeps a missed drop from reading past a snapshot).
+    pub(crate) fn worn(&self, state: &State) -> bool {
+        let stride = state.assets.len() + state.markets.len();
+        stride != self.stride || self.snaps.len() / stride.max(1) >= SNAPS_MAX
     }
 
     /// Drops the rates that holders valued again left behind, once they are most of them.
