@@ -163,9 +163,20 @@ impl Nats {
 /// An engine command on a venue's stream: `head` names the command and its NATS flag.
 fn on_stream(head: &[&str], nats: &str, stream: &str, data: &Path) -> Command {
     let mut cmd = Command::new(ENGINE);
+    // A lease of 4 s, not the default 2: a standby that takes over renews the lease while it
+    // drains, but not while it reopens its directory as the primary, and on two loaded cores
+    // (a fresh standby replaying from genesis beside it) that step has outlasted 2 s once.
     cmd.args(head)
         .arg(nats)
-        .args(["--stream", stream, "--heads-every", "500", "--data"])
+        .args([
+            "--stream",
+            stream,
+            "--heads-every",
+            "500",
+            "--lease-ms",
+            "4000",
+        ])
+        .arg("--data")
         .arg(data);
     cmd
 }
