@@ -194,19 +194,20 @@ impl Engine {
         market: MarketId,
         side: i64,
     ) -> Option<Counterparty> {
-        self.valued_holder(account, slot, market, side)?.0
+        let bucket = self.state.bucket(account, slot)?;
+        self.valued_holder(bucket, account, slot, market, side)?.0
     }
 
-    /// The bucket, its ranked position and its figures with equity_maint itself (None inside:
-    /// the valuation overflowed); None when it has no position on the side.
+    /// The ranking figures of the bucket's position in `market` with equity_maint itself (None
+    /// inside: the valuation overflowed); None when it has no position on the side.
     fn valued_holder(
         &self,
+        bucket: &crate::account::Bucket,
         account: AccountId,
         slot: Slot,
         market: MarketId,
         side: i64,
-    ) -> Option<(Option<Counterparty>, i128, &crate::account::Bucket)> {
-        let bucket = self.state.bucket(account, slot)?;
+    ) -> Option<(Option<Counterparty>, i128)> {
         let i = bucket
             .positions
             .binary_search_by_key(&market, |p| p.market)
@@ -222,7 +223,7 @@ impl Engine {
             self.state.equity_maint(bucket),
         ) else {
             debug_assert!(false, "ranking valuation overflow");
-            return Some((None, 0, bucket));
+            return Some((None, 0));
         };
         let cp = Counterparty {
             account,
@@ -232,7 +233,7 @@ impl Engine {
             upnl,
             equity: equity.max(1),
         };
-        Some((Some(cp), equity, bucket))
+        Some((Some(cp), equity))
     }
 
     /// A holder of side `key` valued now (snapshot `snap`), its rates appended to `rates`;
@@ -245,8 +246,10 @@ impl Engine {
         snap: u32,
     ) -> Option<Holder> {
         let (market, side) = key;
+        // One lookup of the account: its position is kept for the change counts.
         let account_at = self.state.account_pos(bucket_key.0)?;
-        let (cp, equity, bucket) = self.valued_holder(bucket_key.0, bucket_key.1, market, side)?;
+        let bucket = self.state.accounts[account_at].bucket(bucket_key.1)?;
+        let (cp, equity) = self.valued_holder(bucket, bucket_key.0, bucket_key.1, market, side)?;
         let tables = &self.adl.tables;
         let lots = i128::from(bucket.size(market).0.unsigned_abs());
         Some(Holder {
