@@ -40,39 +40,183 @@ pub(crate) struct Band {
     centre: i128,
 }
 
-/// Bands of many buckets on one driver, ordered by each end.
-#[derive(Clone, Debug, Default)]
-struct BandSet {
-    lower: OrderedSet<(i128, AccountId, Slot)>,
-    upper: OrderedSet<(i128, AccountId, Slot)>,
+/// A bucket as the band sets store it: its account's position in `State::accounts` (stable:
+/// accounts are never removed) in the high half, its slot (0 cross, 1 + market isolated) in the
+/// low half. One `u64` instead of an `(AccountId, Slot)` pair keeps a set entry at 16 bytes and
+/// its comparison at two integer compares.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub(crate) struct BucketKey(u64);
+
+impl BucketKey {
+    fn new(account_pos: usize, slot: Slot) -> BucketKey {
+        let code = match slot {
+            Slot::Cross => 0,
+            Slot::Isolated(m) => 1 + u64::from(m.0),
+        };
+        BucketKey(((account_pos as u64) << 32) | code)
+    }
+
+    fn of(state: &State, key: (AccountId, Slot)) -> Option<BucketKey> {
+        state
+            .account_pos(key.0)
+            .map(|pos| BucketKey::new(pos, key.1))
+    }
+
+    /// The bucket back as the passes name it.
+    fn decode(self, state: &State) -> Option<(AccountId, Slot)> {
+        let acc = state.accounts.get((self.0 >> 32) as usize)?;
+        let slot = match self.0 as u32 {
+            0 => Slot::Cross,
+            c => Slot::Isolated(MarketId(u16::try_from(c - 1).ok()?)),
+        };
+        Some((acc.id, slot))
+    }
 }
 
-impl BandSet {
-    fn insert(&mut self, lo: i128, hi: i128, key: (AccountId, Slot)) {
-        self.lower.insert((lo, key.0, key.1));
-        self.upper.insert((hi, key.0, key.1));
+/// One end of a band with its bucket, as a band set orders them.
+trait BandEnd: Ord + Copy {
+    fn new(end: i128, bucket: BucketKey) -> Self;
+    fn bucket(self) -> BucketKey;
+    /// Whether a driver at `value` lies beyond every storable end, below or above.
+    fn off_below(value: i128) -> bool;
+    fn off_above(value: i128) -> bool;
+}
+
+/// A price end as one ordered integer: the end in ticks (clamped into i64, sign bit flipped so
+/// that unsigned order is signed order) above the bucket key. Ticks are i64, so only the ends
+/// of very wide bands are clamped.
+impl BandEnd for u128 {
+    fn new(end: i128, bucket: BucketKey) -> u128 {
+        let end = end.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        (u128::from((end as u64) ^ (1 << 63)) << 64) | u128::from(bucket.0)
     }
 
-    fn remove(&mut self, lo: i128, hi: i128, key: (AccountId, Slot)) {
-        self.lower.remove(&(lo, key.0, key.1));
-        self.upper.remove(&(hi, key.0, key.1));
+    fn bucket(self) -> BucketKey {
+        BucketKey(self as u64)
     }
 
-    /// Buckets whose band does not contain `value`.
-    fn crossed(&self, value: i128, out: &mut Vec<(AccountId, Slot)>) {
-        let top = (
-            value,
-            AccountId(u64::MAX),
-            Slot::Isolated(MarketId(u16::MAX)),
-        );
-        self.lower.for_each_greater(&top, |e| out.push((e.1, e.2)));
-        let bottom = (value, AccountId(0), Slot::Cross);
-        self.upper.for_each_less(&bottom, |e| out.push((e.1, e.2)));
+    fn off_below(value: i128) -> bool {
+        value < i128::from(i64::MIN)
+    }
+
+    fn off_above(value: i128) -> bool {
+        value > i128::from(i64::MAX)
+    }
+}
+
+/// A funding end: the funding index counts units of 10^-(18 + price scale), beyond i64.
+impl BandEnd for (i128, BucketKey) {
+    fn new(end: i128, bucket: BucketKey) -> Self {
+        (end, bucket)
+    }
+
+    fn bucket(self) -> BucketKey {
+        self.1
+    }
+
+    fn off_below(_: i128) -> bool {
+        false
+    }
+
+    fn off_above(_: i128) -> bool {
+        false
+    }
+}
+
+/// Bands of many buckets on one driver, ordered by each end. Ends a `BandEnd` cannot hold are
+/// stored clamped; a value beyond them is then reported as crossing every band on that side, a
+/// superset of the truth (an extra visit, never a miss).
+#[derive(Clone, Debug)]
+struct BandSet<E> {
+    lower: OrderedSet<E>,
+    upper: OrderedSet<E>,
+}
+
+impl<E> Default for BandSet<E> {
+    fn default() -> Self {
+        BandSet {
+            lower: OrderedSet::default(),
+            upper: OrderedSet::default(),
+        }
+    }
+}
+
+/// A change to one end of a stored band.
+#[derive(Clone, Copy)]
+enum EndOp {
+    InsertLower,
+    InsertUpper,
+    RemoveLower,
+    RemoveUpper,
+}
+
+impl<E: BandEnd> BandSet<E> {
+    /// Calls `f` on the buckets whose band does not contain `value`.
+    fn crossed(&self, value: i128, mut f: impl FnMut(BucketKey)) {
+        let mut push = |e: &E| f(e.bucket());
+        if E::off_below(value) {
+            self.lower.for_each(&mut push);
+        } else {
+            let above = E::new(value, BucketKey(u64::MAX));
+            self.lower.for_each_greater(&above, &mut push);
+        }
+        if E::off_above(value) {
+            self.upper.for_each(&mut push);
+        } else {
+            let below = E::new(value, BucketKey(0));
+            self.upper.for_each_less(&below, &mut push);
+        }
+    }
+
+    fn apply(&mut self, op: EndOp, end: i128, bucket: BucketKey) {
+        let e = E::new(end, bucket);
+        let done = match op {
+            EndOp::InsertLower => self.lower.insert(e),
+            EndOp::InsertUpper => self.upper.insert(e),
+            EndOp::RemoveLower => self.lower.remove(&e),
+            EndOp::RemoveUpper => self.upper.remove(&e),
+        };
+        debug_assert!(done, "one end per bucket, driver and side, stored once");
     }
 
     fn len(&self) -> usize {
         self.lower.len()
     }
+}
+
+/// Every driver's band set: prices by asset, funding by market.
+#[derive(Clone, Debug, Default)]
+struct Sets {
+    prices: Vec<BandSet<u128>>,
+    funding: Vec<BandSet<(i128, BucketKey)>>,
+}
+
+impl Sets {
+    /// Applies `op` in the driver's set, grown on first use.
+    fn apply(&mut self, d: Driver, op: EndOp, end: i128, bucket: BucketKey) {
+        match d {
+            Driver::Price(a) => grown(&mut self.prices, a.index()).apply(op, end, bucket),
+            Driver::Funding(m) => grown(&mut self.funding, m.index()).apply(op, end, bucket),
+        }
+    }
+
+    /// Removes both ends of a stored band.
+    fn remove(&mut self, b: &Band, bucket: BucketKey) {
+        self.apply(b.driver, EndOp::RemoveLower, b.lo, bucket);
+        self.apply(b.driver, EndOp::RemoveUpper, b.hi, bucket);
+    }
+
+    fn entries(&self) -> usize {
+        let p: usize = self.prices.iter().map(BandSet::len).sum();
+        p + self.funding.iter().map(BandSet::len).sum::<usize>()
+    }
+}
+
+fn grown<E>(sets: &mut Vec<BandSet<E>>, i: usize) -> &mut BandSet<E> {
+    if sets.len() <= i {
+        sets.resize_with(i + 1, BandSet::default);
+    }
+    &mut sets[i]
 }
 
 /// Rates, per unit of what drives them, in atto (10^-18) native quote units, rounded up.
@@ -91,9 +235,8 @@ struct MarketRates {
 /// The index of every bucket's bands.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Bands {
-    prices: Vec<BandSet>,
-    funding: Vec<BandSet>,
-    by_bucket: FxHashMap<(AccountId, Slot), Vec<Band>>,
+    sets: Sets,
+    by_bucket: FxHashMap<BucketKey, Vec<Band>>,
     /// Per market and per asset (collateral) rates, valid for `rates_epoch` of the venue.
     market_rates: Vec<MarketRates>,
     asset_rates: Vec<i128>,
@@ -116,44 +259,35 @@ const PRICE_WEIGHT: i128 = 4;
 const ATTO: i128 = 1_000_000_000_000_000_000;
 
 impl Bands {
-    fn set(&mut self, d: Driver) -> &mut BandSet {
-        let (v, i) = match d {
-            Driver::Price(a) => (&mut self.prices, a.index()),
-            Driver::Funding(m) => (&mut self.funding, m.index()),
-        };
-        if v.len() <= i {
-            v.resize_with(i + 1, BandSet::default);
-        }
-        &mut v[i]
-    }
-
     /// Buckets whose band on the asset's price no longer contains `ticks`.
     pub(crate) fn crossed_price(
         &self,
+        state: &State,
         asset: AssetId,
         ticks: i128,
         out: &mut Vec<(AccountId, Slot)>,
     ) {
-        if let Some(s) = self.prices.get(asset.index()) {
-            s.crossed(ticks, out);
+        if let Some(s) = self.sets.prices.get(asset.index()) {
+            s.crossed(ticks, |k| out.extend(k.decode(state)));
         }
     }
 
     /// Buckets whose band on the market's funding index no longer contains `f`.
     pub(crate) fn crossed_funding(
         &self,
+        state: &State,
         market: MarketId,
         f: i128,
         out: &mut Vec<(AccountId, Slot)>,
     ) {
-        if let Some(s) = self.funding.get(market.index()) {
-            s.crossed(f, out);
+        if let Some(s) = self.sets.funding.get(market.index()) {
+            s.crossed(f, |k| out.extend(k.decode(state)));
         }
     }
 
     /// A bucket that cannot be banded: watched on every event.
-    pub(crate) fn unbandable(&mut self, key: (AccountId, Slot)) {
-        self.clear(key);
+    pub(crate) fn unbandable(&mut self, state: &State, key: (AccountId, Slot)) {
+        self.clear(state, key);
         self.unschedule(key);
         self.unbanded.insert(key);
     }
@@ -191,22 +325,29 @@ impl Bands {
     }
 
     /// Removes every band of a bucket.
-    pub(crate) fn clear(&mut self, key: (AccountId, Slot)) {
+    pub(crate) fn clear(&mut self, state: &State, key: (AccountId, Slot)) {
+        if let Some(bucket) = BucketKey::of(state, key) {
+            self.clear_key(bucket);
+        }
+    }
+
+    fn clear_key(&mut self, bucket: BucketKey) {
         // The bucket's (emptied) list stays in the map, so that banding it again reuses it.
-        let Some(mut old) = self.by_bucket.remove(&key) else {
+        let Some(old) = self.by_bucket.get_mut(&bucket) else {
             return;
         };
         for b in old.drain(..) {
-            self.set(b.driver).remove(b.lo, b.hi, key);
+            self.sets.remove(&b, bucket);
         }
-        self.by_bucket.insert(key, old);
     }
 
-    /// Stores new safe bands for a bucket, keeping each stored band that still lies inside its
-    /// new safe band. New bands are stored at three quarters of their safe width, so that small
-    /// changes of the bucket (a fill) usually leave the stored ones valid.
-    pub(crate) fn update(&mut self, key: (AccountId, Slot), safe: &[Band]) {
-        let mut stored = self.by_bucket.remove(&key).unwrap_or_default();
+    /// Stores new safe bands for a bucket, keeping each stored end that still lies inside its
+    /// new safe band (on the same side of the driver's value). A new end is stored at three
+    /// quarters of its safe half-width, so that small changes of the bucket (a fill) usually
+    /// leave the stored ones valid. Ends are kept or moved one by one: a price that left its
+    /// band upwards moves the upper end only, one set operation pair instead of two.
+    fn update(&mut self, bucket: BucketKey, safe: &[Band]) {
+        let stored = self.by_bucket.entry(bucket).or_default();
         // Drop stored bands of drivers the bucket no longer has.
         let mut i = 0;
         while i < stored.len() {
@@ -214,44 +355,101 @@ impl Bands {
                 i += 1;
             } else {
                 let b = stored.swap_remove(i);
-                self.set(b.driver).remove(b.lo, b.hi, key);
+                self.sets.remove(&b, bucket);
             }
         }
         for s in safe {
-            let eighth = (s.hi - s.lo) / 8;
-            let narrow = Band {
-                driver: s.driver,
-                lo: s.lo + eighth,
-                hi: s.hi - eighth,
-                centre: s.centre,
+            // A quarter of the half-width in from each safe end.
+            let inset = (s.hi - s.lo) / 8;
+            let (lo, hi) = (s.lo + inset, s.hi - inset);
+            let sets = &mut self.sets;
+            let Some(o) = stored.iter_mut().find(|o| o.driver == s.driver) else {
+                sets.apply(s.driver, EndOp::InsertLower, lo, bucket);
+                sets.apply(s.driver, EndOp::InsertUpper, hi, bucket);
+                stored.push(Band { lo, hi, ..*s });
+                continue;
             };
-            match stored.iter_mut().find(|o| o.driver == s.driver) {
-                // Still safe, and the driver's value is still inside it.
-                Some(o) if s.lo <= o.lo && o.hi <= s.hi && o.lo <= s.centre && s.centre <= o.hi => {
-                }
-                Some(o) => {
-                    let old = *o;
-                    *o = narrow;
-                    let set = self.set(s.driver);
-                    set.remove(old.lo, old.hi, key);
-                    set.insert(narrow.lo, narrow.hi, key);
-                }
-                None => {
-                    self.set(s.driver).insert(narrow.lo, narrow.hi, key);
-                    stored.push(narrow);
-                }
+            let lo_safe = s.lo <= o.lo && o.lo <= s.centre;
+            let hi_safe = s.centre <= o.hi && o.hi <= s.hi;
+            if lo_safe && hi_safe {
+                continue;
             }
+            // One end left its safe range: it moves in. The other stays if it is still safe
+            // and at least as wide as a fresh end would be.
+            if !(lo_safe && o.lo <= lo) {
+                sets.apply(s.driver, EndOp::RemoveLower, o.lo, bucket);
+                sets.apply(s.driver, EndOp::InsertLower, lo, bucket);
+                o.lo = lo;
+            }
+            if !(hi_safe && hi <= o.hi) {
+                sets.apply(s.driver, EndOp::RemoveUpper, o.hi, bucket);
+                sets.apply(s.driver, EndOp::InsertUpper, hi, bucket);
+                o.hi = hi;
+            }
+            o.centre = s.centre;
         }
-        self.by_bucket.insert(key, stored);
     }
 
     /// Entries in all price and funding sets (for tests and statistics).
     pub(crate) fn entries(&self) -> usize {
-        self.prices
-            .iter()
-            .chain(&self.funding)
-            .map(BandSet::len)
-            .sum()
+        self.sets.entries()
+    }
+
+    /// Checks that the sets hold exactly the stored bands' ends, each once (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        let mut lower = vec![Vec::new(); 2];
+        let mut upper = vec![Vec::new(); 2];
+        for (&bucket, bands) in &self.by_bucket {
+            for b in bands {
+                assert!(b.lo <= b.hi, "a stored band is not empty");
+                let (kind, i) = match b.driver {
+                    Driver::Price(a) => (0, a.index() as u128),
+                    Driver::Funding(m) => (1, m.index() as u128),
+                };
+                lower[kind].push((i, b.lo, bucket));
+                upper[kind].push((i, b.hi, bucket));
+            }
+        }
+        let price = |e: u128| {
+            (
+                ((e >> 64) as u64 ^ (1 << 63)) as i64 as i128,
+                BucketKey(e as u64),
+            )
+        };
+        let mut held = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        for (i, set) in self.sets.prices.iter().enumerate() {
+            let i = i as u128;
+            set.lower
+                .for_each(|&e| held[0].push((i, price(e).0, price(e).1)));
+            set.upper
+                .for_each(|&e| held[1].push((i, price(e).0, price(e).1)));
+        }
+        for (i, set) in self.sets.funding.iter().enumerate() {
+            let i = i as u128;
+            set.lower.for_each(|&(end, b)| held[2].push((i, end, b)));
+            set.upper.for_each(|&(end, b)| held[3].push((i, end, b)));
+        }
+        let clamp = |v: &mut Vec<(u128, i128, BucketKey)>, kind: usize| {
+            if kind == 0 {
+                for e in v.iter_mut() {
+                    e.1 = e.1.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+                }
+            }
+            v.sort_unstable();
+        };
+        for (kind, (lo, hi)) in lower.iter_mut().zip(upper.iter_mut()).enumerate() {
+            clamp(lo, kind);
+            clamp(hi, kind);
+            for v in &mut held[2 * kind..2 * kind + 2] {
+                v.sort_unstable();
+            }
+            assert!(held[2 * kind] == *lo, "lower ends match the stored bands");
+            assert!(
+                held[2 * kind + 1] == *hi,
+                "upper ends match the stored bands"
+            );
+        }
     }
 
     /// Recomputes the per-market and per-asset rates when the venue changed.
@@ -342,10 +540,14 @@ impl Bands {
         buf: &mut Vec<Band>,
     ) {
         self.unbanded.remove(&key);
+        let Some(packed) = BucketKey::of(state, key) else {
+            debug_assert!(false, "a tracked bucket's account exists");
+            return;
+        };
         if let Err(()) = self.safe_bands(state, bucket, h, buf).map_err(|_| ()) {
-            return self.unbandable(key);
+            return self.unbandable(state, key);
         }
-        self.update(key, buf);
+        self.update(packed, buf);
         match bucket.liquidation {
             Some(liq) => {
                 let shortest = bucket
@@ -545,6 +747,63 @@ fn pow10_i128(k: u8) -> i128 {
 mod tests {
     use super::*;
     use crate::num::Ticks;
+
+    proptest::proptest! {
+        /// The packed price entries order as (end clamped into i64, bucket) do.
+        #[test]
+        fn packed_price_entries_keep_the_order_of_their_parts(
+            a in proptest::num::i128::ANY, b in proptest::num::i128::ANY,
+            x in proptest::num::u64::ANY, y in proptest::num::u64::ANY,
+            wide in proptest::bool::ANY,
+        ) {
+            let shrink = |v: i128| if wide { v } else { v >> 66 };
+            let (a, b) = (shrink(a), shrink(b));
+            let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+            let ea = <u128 as BandEnd>::new(a, BucketKey(x));
+            let eb = <u128 as BandEnd>::new(b, BucketKey(y));
+            proptest::prop_assert_eq!(ea.cmp(&eb), (clamp(a), x).cmp(&(clamp(b), y)));
+            proptest::prop_assert_eq!(ea.bucket(), BucketKey(x));
+        }
+    }
+
+    #[test]
+    fn bucket_keys_decode_to_their_buckets() {
+        let e = crate::engine::example_engine(usize::MAX);
+        let st = &e.state;
+        let mut seen = 0;
+        for acc in &st.accounts {
+            for slot in acc.slots() {
+                let k = BucketKey::of(st, (acc.id, slot)).expect("an account's bucket");
+                assert_eq!(k.decode(st), Some((acc.id, slot)));
+                seen += 1;
+            }
+        }
+        assert!(seen > 3, "{seen} buckets");
+    }
+
+    /// Over a crash stream, the band sets hold exactly the stored bands' ends after every
+    /// few events (every move of one end removed the old entry and added the new one).
+    #[test]
+    fn band_sets_hold_exactly_the_stored_bands() {
+        let mut engine =
+            crate::engine::Engine::with_scan(State::default(), crate::engine::ScanMode::Indexed);
+        let mut checks = 0;
+        for (i, input) in
+            crate::scenario::Scenario::new(crate::scenario::ScenarioConfig::small_crash(1))
+                .enumerate()
+        {
+            engine.apply(&input);
+            if i % 500 == 0 {
+                engine.bands.check();
+                checks += 1;
+            }
+        }
+        engine.bands.check();
+        assert!(
+            checks > 10 && engine.bands.entries() > 100,
+            "{checks} checks"
+        );
+    }
 
     /// equity_maint - ceil(r × mm): what a band of a bucket that is neither margin-called nor
     /// in liquidation guards.

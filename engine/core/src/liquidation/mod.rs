@@ -100,10 +100,11 @@ impl Engine {
             self.bands.due(state.clock_us, &mut sc.crossed);
             for &a in &self.ticked_assets {
                 let ticks = i128::from(state.index(a).unwrap_or(0));
-                self.bands.crossed_price(a, ticks, &mut sc.crossed);
+                self.bands.crossed_price(state, a, ticks, &mut sc.crossed);
             }
             for &m in &self.funded_markets {
                 self.bands.crossed_funding(
+                    state,
                     m,
                     state.markets[m.index()].funding_index,
                     &mut sc.crossed,
@@ -302,7 +303,7 @@ impl Engine {
 
     fn margin_call_of(&mut self, account: AccountId, slot: Slot, cached: Option<MaintHealth>) {
         let Some(bucket) = self.state.bucket(account, slot) else {
-            self.bands.clear((account, slot));
+            self.bands.clear(&self.state, (account, slot));
             return;
         };
         let health = cached.or_else(|| self.state.bucket_maint(bucket).ok());
@@ -340,7 +341,7 @@ impl Engine {
             return;
         }
         let Some(bucket) = self.state.bucket(account, slot) else {
-            return self.bands.clear((account, slot));
+            return self.bands.clear(&self.state, (account, slot));
         };
         let mut buf = std::mem::take(&mut self.band_buf);
         self.bands
