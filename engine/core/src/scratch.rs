@@ -6,7 +6,7 @@
 use crate::account::Slot;
 use crate::health::MaintHealth;
 use crate::ids::{AccountId, AssetId, MarketId};
-use crate::liquidation::ranking::{Bound, Ranking, RateTables};
+use crate::liquidation::ranking::{Ranking, RateTables};
 use crate::num::{Lots, Native};
 use ethnum::I256;
 use std::cmp::{Ordering, Reverse};
@@ -97,11 +97,8 @@ pub(crate) struct AdlCache {
     pub(crate) build: Vec<Ranked>,
     /// The coefficients of the bounds, per venue epoch.
     pub(crate) tables: RateTables,
-    /// Unvalued holders by upper bound, valued holders not yet known to lead, and the price
-    /// moves since each snapshot: buffers of one close.
-    pub(crate) bounds: Vec<Bound>,
-    pub(crate) valued: BinaryHeap<Reverse<Ranked>>,
-    pub(crate) deltas: Vec<i128>,
+    /// The driver moves since each snapshot: a buffer of one close.
+    pub(crate) deltas: Vec<crate::liquidation::ranking::Move>,
 }
 
 impl AdlCache {

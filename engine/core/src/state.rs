@@ -113,6 +113,9 @@ pub struct State {
     pub change_seq: u64,
     #[rkyv(with = rkyv::with::Skip)]
     pub changed_at: Vec<u64>,
+    /// The accounts of the latest changes, for readers that catch up by change count.
+    #[rkyv(with = rkyv::with::Skip)]
+    change_log: ChangeLog,
     /// Values every position afresh instead of through the buckets' valuation memos (the
     /// naive mode's oracle; not persisted).
     #[rkyv(with = rkyv::with::Skip)]
@@ -121,6 +124,47 @@ pub struct State {
     /// venue holds (balances, position quotes, funds, pools); per market, the sum of sizes.
     #[rkyv(with = rkyv::with::Skip)]
     pub ledger: Ledger,
+}
+
+/// Changes the log holds before it starts over (a reader further behind walks its holders).
+const CHANGE_LOG_MAX: usize = 1 << 16;
+
+/// The accounts (by position) of the latest changes of balances or positions: entry k is
+/// change number `from + k + 1`. Cleared when full, so that it never grows or reallocates; a
+/// reader that fell further behind learns so and walks what it keeps instead.
+#[derive(Debug, Default)]
+struct ChangeLog {
+    entries: Vec<u32>,
+    /// The change count before the first entry; None: unknown (a copy), reset at the next push.
+    from: Option<u64>,
+}
+
+impl ChangeLog {
+    /// Logs change number `seq + 1`, of the account at `account`.
+    fn push(&mut self, account: u32, seq: u64) {
+        if self.from.is_none() || self.entries.len() >= CHANGE_LOG_MAX {
+            self.entries.clear();
+            self.from = Some(seq);
+        }
+        if self.entries.capacity() == 0 {
+            self.entries.reserve_exact(CHANGE_LOG_MAX);
+        }
+        self.entries.push(account);
+    }
+
+    /// The accounts of the changes after count `seq`, if the log reaches back that far.
+    fn since(&self, seq: u64) -> Option<&[u32]> {
+        let from = usize::try_from(seq.checked_sub(self.from?)?).ok()?;
+        self.entries.get(from..)
+    }
+}
+
+/// A copy forgets the log (copies of the state are made on the sequencer thread, and the
+/// ADL rankings that read it belong to the engine, not the state): readers of the copy walk.
+impl Clone for ChangeLog {
+    fn clone(&self) -> ChangeLog {
+        ChangeLog::default()
+    }
 }
 
 /// Running totals for an O(assets + markets) conservation check after every event.
@@ -239,11 +283,18 @@ impl State {
 
     /// Notes that a balance or position of the account at position `i` changes.
     fn note_change(&mut self, i: usize) {
+        self.change_log.push(i as u32, self.change_seq);
         self.change_seq += 1;
         if self.changed_at.len() <= i {
             self.changed_at.resize(self.accounts.len().max(i + 1), 0);
         }
         self.changed_at[i] = self.change_seq;
+    }
+
+    /// The accounts changed after change count `seq` (by position, in order, repeats kept), if
+    /// the log still reaches back that far.
+    pub(crate) fn changes_since(&self, seq: u64) -> Option<&[u32]> {
+        self.change_log.since(seq)
     }
 
     /// The change count at the last change of a balance or position of the account at

@@ -14,13 +14,17 @@
 use crate::account::Slot;
 use crate::engine::Engine;
 use crate::ids::{AccountId, MarketId, Side};
-use crate::liquidation::ranking::{ranks_above, Bound, Holder, Rate};
+use crate::liquidation::ranking::{ranks_above, Bound, Holder, Pick, Ranking, Rate};
 use crate::num::Lots;
 use crate::record::{Body, Num};
 use crate::scratch::{Counterparty, Ranked};
 use crate::state::side_index;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+
+/// Joiners a ranking takes in from the log before a walk folds them into its sorted part
+/// (they are found by a linear search).
+const JOINED_MAX: usize = 64;
 
 impl Engine {
     /// Closes the bucket's position in `market` for `notional` quote against counterparties.
@@ -108,7 +112,7 @@ impl Engine {
         self.adl.tables.refresh(&self.state);
         let at = match self.adl.find((market, side)) {
             Some(i) if !self.adl.rankings[i].worn(&self.state) => {
-                self.refresh_ranking(i);
+                self.sync_ranking(i);
                 i
             }
             _ => self.rank_all(market, side),
@@ -251,7 +255,7 @@ impl Engine {
         let bucket = self.state.accounts[account_at].bucket(bucket_key.1)?;
         let (cp, equity) = self.valued_holder(bucket, bucket_key.0, bucket_key.1, market, side)?;
         let tables = &self.adl.tables;
-        let lots = i128::from(bucket.size(market).0.unsigned_abs());
+        let size = i128::from(bucket.size(market).0);
         Some(Holder {
             bucket: bucket_key,
             account_at: account_at as u32,
@@ -260,9 +264,9 @@ impl Engine {
             equity,
             snap,
             rates: tables.bucket_rates(&self.state, bucket, rates),
-            upnl_atto: tables.upnl_rates(market, lots),
-            key: i128::MAX,
-            key_snap: u32::MAX,
+            upnl_coefs: tables.upnl_coefs(market, size),
+            version: 0,
+            gone: false,
         })
     }
 
@@ -272,8 +276,11 @@ impl Engine {
         let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
         let holders = &self.state.markets[market.index()].sides[side_index(side)];
         // Grown once to size rather than by doubling (a warmed-up engine does not allocate).
-        ranking.holders.reserve(holders.len());
-        ranking.spare_holders.reserve(holders.len());
+        // Room for the joiners the log may add before a walk folds them in.
+        ranking.holders.reserve(holders.len() + JOINED_MAX + 1);
+        ranking
+            .spare_holders
+            .reserve(holders.len() + JOINED_MAX + 1);
         ranking.rates.reserve(holders.len() * 4);
         ranking.spare_rates.reserve(holders.len() * 4);
         ranking.reserve_snapshots(&self.state);
@@ -285,21 +292,102 @@ impl Engine {
             }
         });
         self.ranked += holders.len() as u64;
+        ranking.sorted = ranking.holders.len();
+        ranking.synced_seq = self.state.change_seq;
+        ranking.rates_at_walk = ranking.rates.len();
         self.adl.rankings[at] = ranking;
         at
+    }
+
+    /// Brings ranking `at` up to date with the buckets changed since it was last current:
+    /// from the state's change log when it reaches back that far and holds fewer changes than
+    /// a walk would visit, else by walking the side.
+    fn sync_ranking(&mut self, at: usize) {
+        let r = &self.adl.rankings[at];
+        let walk = match self.state.changes_since(r.synced_seq) {
+            Some(log) => log.len() > r.holders.len() / 2 + 64,
+            None => true,
+        };
+        #[cfg(test)]
+        crate::liquidation::ranking::tests::count(|k| {
+            k.walked += u64::from(walk);
+            k.caught_up += u64::from(!walk);
+        });
+        if walk {
+            self.refresh_ranking(at);
+        } else {
+            self.catch_up(at);
+        }
+        let r = &mut self.adl.rankings[at];
+        r.synced_seq = self.state.change_seq;
+        if r.holders.len() - r.sorted > JOINED_MAX {
+            // Joiners are found by a linear search: fold them in by a walk.
+            self.refresh_ranking(at);
+        }
+    }
+
+    /// Takes in the changes in the log since the ranking was current: per changed account its
+    /// cross and isolated bucket in the market, valued again (joined, changed) or marked gone.
+    /// A holder valued here is exact at the current snapshot: it goes among the valued.
+    fn catch_up(&mut self, at: usize) {
+        let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
+        let snap = ranking.snapshot(&self.adl.tables, &self.state);
+        let key = ranking.key;
+        let Some(log) = self.state.changes_since(ranking.synced_seq) else {
+            self.adl.rankings[at] = ranking;
+            return self.refresh_ranking(at);
+        };
+        let mut valued = 0u64;
+        #[cfg(test)]
+        let log = if crate::liquidation::ranking::tests::CHECK.with(|c| c.get().plant_deaf_log) {
+            &log[..0]
+        } else {
+            log
+        };
+        for &account_at in log {
+            let Some(acc) = self.state.accounts.get(account_at as usize) else {
+                continue;
+            };
+            for slot in [Slot::Cross, Slot::Isolated(key.0)] {
+                let bucket = (acc.id, slot);
+                let found = ranking.find(bucket);
+                if let Some(i) = found {
+                    let h = &ranking.holders[i];
+                    if self.state.changed_at(h.account_at as usize) <= h.change_seq {
+                        continue; // a repeat in the log, already taken in
+                    }
+                } else if acc.bucket(slot).is_none() {
+                    continue;
+                }
+                let fresh = self.holder(key, &mut ranking.rates, bucket, snap);
+                valued += u64::from(fresh.is_some());
+                ranking.replace(found, fresh);
+            }
+        }
+        self.ranked += valued;
+        ranking.compact_rates();
+        self.adl.rankings[at] = ranking;
     }
 
     /// Brings ranking `at` up to date with the buckets changed since it valued them, in one
     /// walk of the side's holders beside its own (both in bucket order): a bucket that joined
     /// the side is valued and added, one that left is dropped, and one whose balances or
-    /// positions changed since its valuation is valued afresh.
+    /// positions changed since its valuation is valued afresh. O(holders): used when the
+    /// change log does not reach back or holds more changes than that.
     fn refresh_ranking(&mut self, at: usize) {
         let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
         let snap = ranking.snapshot(&self.adl.tables, &self.state);
         let key = ranking.key;
-        let old = std::mem::take(&mut ranking.holders);
+        let mut old = std::mem::take(&mut ranking.holders);
+        if ranking.sorted < old.len() {
+            // The joiners since the last walk, in bucket order, so that one merge finds them
+            // (a bucket's live holder before any gone one).
+            old.sort_unstable_by_key(|h| (h.bucket, h.gone));
+        }
         let mut next = std::mem::take(&mut ranking.spare_holders);
         next.clear();
+        let side_len = self.state.markets[key.0.index()].sides[side_index(key.1)].len();
+        next.reserve(side_len + JOINED_MAX + 1);
         let mut valued = 0u64;
         let mut i = 0;
         let side = &self.state.markets[key.0.index()].sides[side_index(key.1)];
@@ -307,7 +395,7 @@ impl Engine {
             while i < old.len() && old[i].bucket < bucket {
                 i += 1; // left the side
             }
-            let kept = old.get(i).filter(|h| h.bucket == bucket);
+            let kept = old.get(i).filter(|h| h.bucket == bucket && !h.gone);
             let now = match kept {
                 Some(h) if self.state.changed_at(h.account_at as usize) <= h.change_seq => Some(*h),
                 _ => {
@@ -320,13 +408,23 @@ impl Engine {
         self.ranked += valued;
         ranking.holders = next;
         ranking.spare_holders = old;
+        ranking.sorted = ranking.holders.len();
+        // Renumbered: the selection heaps name old indices.
+        ranking.selection.forget();
+        ranking.rates_at_walk = ranking
+            .holders
+            .iter()
+            .map(|h| (h.rates.1 - h.rates.0) as usize)
+            .sum();
         ranking.compact_rates();
         self.adl.rankings[at] = ranking;
     }
 
     /// The model's choice from ranking `at`: holders are valued in order of the most their
     /// ratio can be now; a valued one is taken once it ranks above every bound still unvalued,
-    /// until the sizes taken cover `need`. `me` (the closed bucket) is never taken.
+    /// until the sizes taken cover `need`. `me` (the closed bucket) is never taken. The heaps
+    /// outlive the close: the next close at the same snapshot goes on from where this one
+    /// stopped, after the changes were taken in (`catch_up`).
     fn select(
         &mut self,
         at: usize,
@@ -336,34 +434,23 @@ impl Engine {
     ) {
         let mut ranking = std::mem::take(&mut self.adl.rankings[at]);
         let snap = ranking.snapshot(&self.adl.tables, &self.state);
-        let drivers = self.adl.tables.position_drivers(ranking.key.0);
-        let mut deltas = std::mem::take(&mut self.adl.deltas);
-        ranking.deltas(&self.adl.tables, &self.state, &mut deltas);
-        let mut bounds = std::mem::take(&mut self.adl.bounds);
-        bounds.clear();
-        bounds.reserve(ranking.holders.len());
-        for i in 0..ranking.holders.len() {
-            let h = ranking.holders[i];
-            if h.key_snap == snap {
-                bounds.push(Bound(h.key, Reverse(i as u32)));
-            } else if let Some(key) = ranking.upper_key(&h, drivers, snap, &deltas) {
-                let at = &mut ranking.holders[i];
-                (at.key, at.key_snap) = (key, snap);
-                bounds.push(Bound(key, Reverse(i as u32)));
-            }
+        if ranking.selection.snap == Some(snap) {
+            #[cfg(test)]
+            crate::liquidation::ranking::tests::count(|k| k.heaps_kept += 1);
+            ranking.restore_taken();
+        } else {
+            self.build_selection(&mut ranking, snap);
         }
-        let mut unvalued = BinaryHeap::from(bounds);
-        let mut valued = std::mem::take(&mut self.adl.valued);
-        valued.clear();
         let mut covered: i128 = 0;
         'taking: loop {
-            let bar = unvalued.peek().map(|b| b.0);
-            while let Some(Reverse(Ranked(cp))) = valued.peek().copied() {
+            let bar = ranking.bar();
+            while let Some(Reverse(Pick(Ranked(cp), i, version))) = ranking.best_valued() {
                 // Strictly above: an unvalued holder at the bar could win the tie on its key.
                 if bar.is_some_and(|bar| !ranks_above(&cp, bar)) {
                     break;
                 }
-                valued.pop();
+                ranking.selection.valued.pop();
+                ranking.selection.taken.push((i, version));
                 if (cp.account, cp.slot) == me {
                     continue;
                 }
@@ -373,27 +460,54 @@ impl Engine {
                     break 'taking;
                 }
             }
-            let Some(Bound(_, Reverse(i))) = unvalued.pop() else {
+            // `bar` left the top unvalued entry current.
+            let Some(Bound(_, Reverse(i), _)) = ranking.selection.unvalued.pop() else {
                 break;
             };
             let h = ranking.holders[i as usize];
-            let cp = if h.snap == snap {
-                h.cp
-            } else {
-                self.ranked += 1;
-                // Its bucket did not change since its snapshot, so it is still on the side.
-                let fresh = self.holder(ranking.key, &mut ranking.rates, h.bucket, snap);
-                debug_assert!(fresh.is_some(), "an unchanged holder left its side");
-                if let Some(f) = fresh {
-                    ranking.holders[i as usize] = f;
-                }
-                fresh.and_then(|f| f.cp)
-            };
-            valued.extend(cp.map(|c| Reverse(Ranked(c))));
+            debug_assert!(h.snap != snap && !h.gone, "an unvalued entry is current");
+            self.ranked += 1;
+            // Its bucket did not change since its snapshot, so it is still on the side.
+            let fresh = self.holder(ranking.key, &mut ranking.rates, h.bucket, snap);
+            debug_assert!(fresh.is_some(), "an unchanged holder left its side");
+            ranking.replace(Some(i as usize), fresh);
         }
-        self.adl.bounds = unvalued.into_vec();
-        self.adl.valued = valued;
-        self.adl.deltas = deltas;
         self.adl.rankings[at] = ranking;
+    }
+
+    /// Fills the selection heaps of `ranking` for snapshot `snap`: holders valued at it by
+    /// rank, every other one by the upper bound of its ratio now.
+    fn build_selection(&mut self, ranking: &mut Ranking, snap: u32) {
+        let drivers = self.adl.tables.position_drivers(ranking.key.0);
+        let mut deltas = std::mem::take(&mut self.adl.deltas);
+        ranking.deltas(&self.adl.tables, &self.state, &mut deltas);
+        let mut sel = std::mem::take(&mut ranking.selection);
+        sel.forget();
+        let mut bounds = sel.unvalued.into_vec();
+        let mut valued = sel.valued.into_vec();
+        // Each heap may come to hold every holder (and the valued one a few repeats).
+        bounds.reserve(ranking.holders.len());
+        valued.reserve(ranking.holders.len() + JOINED_MAX);
+        sel.taken.reserve(JOINED_MAX);
+        for (i, h) in ranking.holders.iter().enumerate() {
+            if h.gone {
+                continue;
+            }
+            let i = i as u32;
+            match h.cp {
+                Some(cp) if h.snap == snap => valued.push(Reverse(Pick(Ranked(cp), i, h.version))),
+                _ if h.snap == snap => {} // overflowed at these very drivers: never chosen
+                _ => {
+                    if let Some(key) = ranking.upper_key(h, drivers, snap, &deltas) {
+                        bounds.push(Bound(key, Reverse(i), h.version));
+                    }
+                }
+            }
+        }
+        sel.unvalued = BinaryHeap::from(bounds);
+        sel.valued = BinaryHeap::from(valued);
+        sel.snap = Some(snap);
+        ranking.selection = sel;
+        self.adl.deltas = deltas;
     }
 }

@@ -14,15 +14,19 @@
 //! Why the bounds hold: between its snapshot and now a holder's balances and positions did not
 //! change (every change moves its account's change count, and a changed holder is valued
 //! afresh before the ranking is read) and no listing or parameter moved (those events drop the
-//! rankings), so each term of its equity is the floor of a quantity linear in the drivers. Per driver the exact terms move by |the sum of
-//! their coefficients| x |its move|, and each floor adds less than one unit.
+//! rankings), so each term of its equity is the floor of a quantity linear in the drivers. The
+//! exact terms moved by the sum of their coefficients times each driver's move, both known
+//! (the coefficient to within one atto per unit, where a collateral weight was truncated), and
+//! each floor adds less than one unit. So the bound is the exact figure give or take a few
+//! native units: only holders whose ratio is that close to the choice are valued.
 
 use crate::account::{Bucket, Slot};
 use crate::ids::{AccountId, AssetId, MarketId};
-use crate::scratch::Counterparty;
+use crate::scratch::{Counterparty, Ranked};
 use crate::state::State;
 use ethnum::I256;
 use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 
 /// Snapshots a ranking keeps before it is rebuilt from scratch (each close at new prices adds
 /// one; the bounds of every holder read the one it was valued at).
@@ -32,8 +36,9 @@ pub(crate) const SNAPS_MAX: usize = 64;
 const UNBOUNDED: i128 = i128::MAX;
 const ATTO: i128 = 1_000_000_000_000_000_000;
 
-/// How fast a bucket's equity can move per unit of one driver, in atto native quote units (a
-/// bound: |the net coefficient| + 1), and how many rounded terms move with it.
+/// How a bucket's equity moves per unit of one driver: the net signed coefficient of its
+/// terms in atto native quote units (exact but for a truncated collateral weight: the exact
+/// one lies in [atto, atto + 1)), and how many rounded terms move with it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rate {
     /// An asset's index (its id), or a market's funding index (the number of assets plus the
@@ -58,13 +63,14 @@ pub(crate) struct Holder {
     pub(crate) snap: u32,
     /// The holder's equity rates: `rates[start..end]` of the ranking.
     pub(crate) rates: (u32, u32),
-    /// How fast the ranked position's upnl moves per tick of the market's base and per unit
-    /// of its funding driver (atto).
-    pub(crate) upnl_atto: (i128, i128),
-    /// The key of its upper bound at snapshot `key_snap` (computed once per snapshot; u32::MAX
-    /// when not yet).
-    pub(crate) key: i128,
-    pub(crate) key_snap: u32,
+    /// The signed coefficients of the ranked position's upnl: atto per tick of the market's
+    /// base and per unit of its funding driver (`UNBOUNDED`: not an integer).
+    pub(crate) upnl_coefs: (i128, i128),
+    /// Moves whenever the holder is replaced (valued again, or gone): heap entries naming an
+    /// older version are stale and skipped.
+    pub(crate) version: u32,
+    /// Left the side (kept in place so that the indices heap entries name stay valid).
+    pub(crate) gone: bool,
 }
 
 /// A ratio num / den, den >= 1.
@@ -83,9 +89,36 @@ pub(crate) fn cmp_ratio(a: i128, b: i128, c: i128, d: i128) -> Ordering {
 }
 
 /// An unvalued holder by the key of its upper bound, for a max-heap; among equal keys the
-/// lower index pops first, so that the heap's order is a function of its contents.
+/// lower index pops first, so that the heap's order is a function of its contents. The last
+/// field is the holder's version when the entry was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Bound(pub(crate) i128, pub(crate) Reverse<u32>);
+pub(crate) struct Bound(pub(crate) i128, pub(crate) Reverse<u32>, pub(crate) u32);
+
+/// A holder valued at the current snapshot, by the model's rank order (for a min-heap: best
+/// first), with its index and version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Pick(pub(crate) Ranked, pub(crate) u32, pub(crate) u32);
+
+/// What a ranking's selection left for the next close at the same snapshot: the holders not
+/// valued at it by upper bound, the valued ones not taken by rank, and the ones taken (the
+/// closes change them; any that did not change goes back among the valued).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Selection {
+    pub(crate) snap: Option<u32>,
+    pub(crate) unvalued: BinaryHeap<Bound>,
+    pub(crate) valued: BinaryHeap<Reverse<Pick>>,
+    pub(crate) taken: Vec<(u32, u32)>,
+}
+
+impl Selection {
+    /// Forgets the heaps (the holders were renumbered or the drivers moved), keeping buffers.
+    pub(crate) fn forget(&mut self) {
+        self.snap = None;
+        self.unvalued.clear();
+        self.valued.clear();
+        self.taken.clear();
+    }
+}
 
 /// Per market and per asset the coefficients every bound multiplies, for one venue epoch.
 #[derive(Clone, Debug, Default)]
@@ -166,9 +199,11 @@ impl RateTables {
         (m.lot_tick.and_then(|k| k.checked_mul(lots)), funding)
     }
 
-    /// How fast the upnl of `lots` (> 0) lots of `market` moves with its two drivers.
-    pub(crate) fn upnl_rates(&self, market: MarketId, lots: i128) -> (i128, i128) {
-        let (p, f) = self.position_rates(market, lots);
+    /// The signed coefficients of the upnl of a position of `size` lots of `market`:
+    /// u = s M + q - s (F - f) moves by s per unit of M and by -s per unit of F.
+    pub(crate) fn upnl_coefs(&self, market: MarketId, size: i128) -> (i128, i128) {
+        let (p, f) = self.position_rates(market, size);
+        let f = f.and_then(i128::checked_neg);
         (p.unwrap_or(UNBOUNDED), f.unwrap_or(UNBOUNDED))
     }
 
@@ -219,15 +254,8 @@ impl RateTables {
             });
             add(out, u32::from(asset.0), coef);
         }
-        // |net| + 1 bounds the exact coefficient (the weighted collateral's was truncated).
-        for r in &mut out[start..] {
-            if r.atto != UNBOUNDED {
-                r.atto = r
-                    .atto
-                    .checked_abs()
-                    .map_or(UNBOUNDED, |a| a.saturating_add(1));
-            }
-        }
+        // The net is exact but for the weighted collateral's truncation: the exact coefficient
+        // lies in [net, net + 1) atto ([`moved`] widens by that).
         (start as u32, out.len() as u32)
     }
 
@@ -256,8 +284,16 @@ impl RateTables {
 pub(crate) struct Ranking {
     /// (market, sign of the counterparties' positions).
     pub(crate) key: (MarketId, i64),
-    /// The holders on the side, by bucket.
+    /// The holders on the side: the first `sorted` by bucket (as the last walk left them),
+    /// then those that joined since, in order of joining. Holders that left stay, `gone`.
     pub(crate) holders: Vec<Holder>,
+    pub(crate) sorted: usize,
+    /// The state's change count the holders are current with.
+    pub(crate) synced_seq: u64,
+    /// The live rates after the last walk (compaction is judged against it).
+    pub(crate) rates_at_walk: usize,
+    /// The selection heaps, kept across closes at one snapshot.
+    pub(crate) selection: Selection,
     /// The buffer a refresh builds the next `holders` in.
     pub(crate) spare_holders: Vec<Holder>,
     /// Every holder's equity rates (a holder valued again appends new ones).
@@ -274,6 +310,10 @@ impl Default for Ranking {
         Ranking {
             key: (MarketId(0), 0),
             holders: Vec::new(),
+            sorted: 0,
+            synced_seq: 0,
+            rates_at_walk: 0,
+            selection: Selection::default(),
             spare_holders: Vec::new(),
             rates: Vec::new(),
             spare_rates: Vec::new(),
@@ -288,6 +328,8 @@ impl Ranking {
     pub(crate) fn reset(&mut self, key: (MarketId, i64)) {
         self.key = key;
         self.holders.clear();
+        self.sorted = 0;
+        self.selection.forget();
         self.rates.clear();
         self.snaps.clear();
         self.stride = 0;
@@ -330,43 +372,129 @@ impl Ranking {
         stride != self.stride || self.snaps.len() / stride.max(1) >= SNAPS_MAX
     }
 
-    /// Drops the rates that holders valued again left behind, once they are most of them.
+    /// Drops the rates that holders valued again left behind, once they are most of them
+    /// (judged against the live rates after the last walk, so that the test costs O(1)).
     pub(crate) fn compact_rates(&mut self) {
-        let live: usize = self
-            .holders
-            .iter()
-            .map(|h| (h.rates.1 - h.rates.0) as usize)
-            .sum();
-        if self.rates.len() <= 2 * live + 4096 {
+        if self.rates.len() <= 2 * self.rates_at_walk + 4096 {
             return;
         }
         let mut kept = std::mem::take(&mut self.spare_rates);
         kept.clear();
         for h in &mut self.holders {
             let start = kept.len() as u32;
+            if h.gone {
+                h.rates = (start, start);
+                continue;
+            }
             kept.extend_from_slice(&self.rates[h.rates.0 as usize..h.rates.1 as usize]);
             h.rates = (start, kept.len() as u32);
         }
         self.spare_rates = std::mem::replace(&mut self.rates, kept);
+        self.rates_at_walk = self.rates.len();
     }
 
-    /// How far every driver moved since each snapshot, in its unit (rounded up; i128::MAX
-    /// when it cannot be bounded), into `out`.
-    pub(crate) fn deltas(&self, tables: &RateTables, state: &State, out: &mut Vec<i128>) {
+    /// Puts `fresh` (a holder valued now) in place of holder `found`, or appends it as a
+    /// joiner; a `fresh` of None marks `found` gone. Either moves the version, so that heap
+    /// entries for the old figures are skipped; a holder valued at the selection's snapshot
+    /// goes among its valued.
+    pub(crate) fn replace(&mut self, found: Option<usize>, fresh: Option<Holder>) {
+        let at = match (found, fresh) {
+            (Some(i), Some(mut f)) => {
+                f.version = self.holders[i].version.wrapping_add(1);
+                self.holders[i] = f;
+                i
+            }
+            (Some(i), None) => {
+                let h = &mut self.holders[i];
+                h.gone = true;
+                h.version = h.version.wrapping_add(1);
+                return;
+            }
+            (None, Some(f)) => {
+                self.holders.push(f);
+                self.holders.len() - 1
+            }
+            (None, None) => return,
+        };
+        let h = &self.holders[at];
+        if let (Some(cp), true) = (h.cp, self.selection.snap == Some(h.snap)) {
+            let pick = Pick(Ranked(cp), at as u32, h.version);
+            self.selection.valued.push(Reverse(pick));
+        }
+    }
+
+    /// Puts the holders the last close took back among the valued, those that did not change
+    /// since (the others were offered again when their change was taken in).
+    pub(crate) fn restore_taken(&mut self) {
+        for (i, version) in self.selection.taken.drain(..) {
+            let h = &self.holders[i as usize];
+            if h.version == version && !h.gone {
+                if let Some(cp) = h.cp {
+                    self.selection
+                        .valued
+                        .push(Reverse(Pick(Ranked(cp), i, version)));
+                }
+            }
+        }
+    }
+
+    /// Whether a heap entry still names the holder's current figures.
+    fn current(&self, i: u32, version: u32) -> bool {
+        let h = &self.holders[i as usize];
+        h.version == version && !h.gone
+    }
+
+    /// The largest bound still unvalued (stale entries dropped on the way).
+    pub(crate) fn bar(&mut self) -> Option<i128> {
+        while let Some(&Bound(key, Reverse(i), version)) = self.selection.unvalued.peek() {
+            if self.current(i, version) {
+                return Some(key);
+            }
+            self.selection.unvalued.pop();
+        }
+        None
+    }
+
+    /// The best valued holder not taken (stale entries dropped on the way).
+    pub(crate) fn best_valued(&mut self) -> Option<Reverse<Pick>> {
+        while let Some(&Reverse(p)) = self.selection.valued.peek() {
+            if self.current(p.1, p.2) {
+                return Some(Reverse(p));
+            }
+            self.selection.valued.pop();
+        }
+        None
+    }
+
+    /// The index of the live holder of `bucket`, if it has one: a binary search over the
+    /// walked part, then the joiners.
+    pub(crate) fn find(&self, bucket: (AccountId, Slot)) -> Option<usize> {
+        let walked = &self.holders[..self.sorted];
+        if let Ok(i) = walked.binary_search_by(|h| h.bucket.cmp(&bucket)) {
+            if !walked[i].gone {
+                return Some(i);
+            }
+        }
+        let joined = &self.holders[self.sorted..];
+        let j = joined.iter().rposition(|h| h.bucket == bucket && !h.gone)?;
+        Some(self.sorted + j)
+    }
+
+    /// How far every driver moved since each snapshot, signed, into `out`.
+    pub(crate) fn deltas(&self, tables: &RateTables, state: &State, out: &mut Vec<Move>) {
         out.clear();
         #[cfg(test)]
         let still = tests::CHECK.with(|c| c.get().plant_still_drivers);
         for snap in self.snaps.chunks(self.stride.max(1)) {
             for (d, (&then, now)) in snap.iter().zip(tables.drivers(state)).enumerate() {
-                let moved = now.checked_sub(then).and_then(i128::checked_abs);
-                let units = match (moved, tables.unit(d)) {
-                    (Some(0), _) => 0,
-                    (Some(m), Some(u)) => m / u + i128::from(m % u != 0),
-                    _ => i128::MAX,
+                let mv = match (now.checked_sub(then), tables.unit(d)) {
+                    (Some(0), _) => Move::STILL,
+                    (Some(by), Some(per)) => Move { by, per },
+                    _ => Move { by: 1, per: 0 },
                 };
                 #[cfg(test)]
-                let units = if still { 0 } else { units };
-                out.push(units);
+                let mv = if still { Move::STILL } else { mv };
+                out.push(mv);
             }
         }
     }
@@ -380,7 +508,7 @@ impl Ranking {
         h: &Holder,
         drivers: (u32, u32),
         snap: u32,
-        deltas: &[i128],
+        deltas: &[Move],
     ) -> Option<i128> {
         let Some(cp) = h.cp else {
             // Valued again at other prices, it may not overflow.
@@ -394,40 +522,85 @@ impl Ranking {
         Some(hi.map_or(i128::MAX, key_above))
     }
 
-    /// The largest ratio `h` (figures `cp`) can have now (None: unbounded).
+    /// The largest ratio `h` (figures `cp`) can have now (None: unbounded). Each figure is
+    /// a sum of floored terms linear in the drivers, so it moved by its coefficients times the
+    /// driver moves (signed, known exactly), give or take one unit per term that moved.
     fn upper(
         &self,
         h: &Holder,
         cp: &Counterparty,
         drivers: (u32, u32),
-        deltas: &[i128],
+        deltas: &[Move],
     ) -> Option<Frac> {
         let d = &deltas[h.snap as usize * self.stride..][..self.stride];
-        let (dp, df) = (d[drivers.0 as usize], d[drivers.1 as usize]);
+        let (mp, mf) = (d[drivers.0 as usize], d[drivers.1 as usize]);
+        let (_, up) = moved(h.upnl_coefs.0, mp)?;
+        let (_, uf) = moved(h.upnl_coefs.1, mf)?;
         // One floored term moving with two drivers: one unit of rounding for both.
-        let u_atto = atto_moved(h.upnl_atto.0, dp)?.checked_add(atto_moved(h.upnl_atto.1, df)?)?;
-        let du = units_up(u_atto).checked_add(i128::from(dp != 0 || df != 0))?;
-        let (mut e_atto, mut terms) = (0i128, 0i128);
+        let rounding = i128::from(mp.by != 0 || mf.by != 0);
+        let u_hi = cp
+            .upnl
+            .checked_add(units_ceil(up.checked_add(uf)?)?)?
+            .checked_add(rounding)?;
+        let (mut lo, mut hi, mut terms) = (0i128, 0i128, 0i128);
         for r in &self.rates[h.rates.0 as usize..h.rates.1 as usize] {
-            let units = d[r.driver as usize];
-            if units != 0 {
-                e_atto = e_atto.checked_add(atto_moved(r.atto, units)?)?;
+            let mv = d[r.driver as usize];
+            if mv.by != 0 {
+                let (a, b) = moved(r.atto, mv)?;
+                lo = lo.checked_add(a)?;
+                hi = hi.checked_add(b)?;
                 terms += i128::from(r.terms);
             }
         }
-        let de = units_up(e_atto).checked_add(terms)?;
-        let u_hi = cp.upnl.checked_add(du)?;
         // A gain is largest over the smallest equity, a loss smallest over the largest.
         let den = if u_hi >= 0 {
-            h.equity.checked_sub(de)?
+            h.equity.checked_add(units_floor(lo))?.checked_sub(terms)?
         } else {
-            h.equity.checked_add(de)?
+            h.equity.checked_add(units_ceil(hi)?)?.checked_add(terms)?
         };
         Some(Frac {
             num: u_hi,
             den: den.max(1),
         })
     }
+}
+
+/// A driver's move since a snapshot: its raw change `by`, and the raw units a coefficient
+/// counts per (`per`: 1 for an index; a funding index's `funding_div`; 0: cannot be bounded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Move {
+    pub(crate) by: i128,
+    pub(crate) per: i128,
+}
+
+impl Move {
+    const STILL: Move = Move { by: 0, per: 1 };
+}
+
+/// The atto a coefficient `c` (atto per `per` raw units, exact within [c, c + 1)) moves by
+/// over `mv`, as (lowest, highest); None when unbounded.
+fn moved(c: i128, mv: Move) -> Option<(i128, i128)> {
+    if mv.by == 0 {
+        return Some((0, 0));
+    }
+    if c == UNBOUNDED || mv.per <= 0 {
+        return None;
+    }
+    let x = c.checked_mul(mv.by)?;
+    let lo = x.div_euclid(mv.per);
+    let hi = lo + i128::from(x.rem_euclid(mv.per) != 0);
+    // A truncated coefficient is short by less than one atto per unit moved.
+    let slack = mv.by.checked_abs()? / mv.per + 1;
+    Some((lo.checked_sub(slack)?, hi.checked_add(slack)?))
+}
+
+/// Native units of an atto amount, rounded down and up.
+fn units_floor(atto: i128) -> i128 {
+    atto.div_euclid(ATTO)
+}
+
+fn units_ceil(atto: i128) -> Option<i128> {
+    atto.checked_neg().map(|n| -n.div_euclid(ATTO))
 }
 
 /// The scale of heap keys: a ratio times 2^32, rounded up.
@@ -446,22 +619,6 @@ fn key_above(f: Frac) -> i128 {
 /// True when the valued `cp` ranks above every ratio a key `key` bounds: ratio > key / 2^32.
 pub(crate) fn ranks_above(cp: &Counterparty, key: i128) -> bool {
     cmp_ratio(cp.upnl, cp.equity, key, KEY_ONE) == Ordering::Greater
-}
-
-/// Exact atto moved by a rate over `units` (None: unbounded).
-fn atto_moved(atto: i128, units: i128) -> Option<i128> {
-    if units == 0 {
-        return Some(0);
-    }
-    if atto == UNBOUNDED || units == i128::MAX {
-        return None;
-    }
-    atto.checked_mul(units)
-}
-
-/// Native units, rounded up, of a non-negative atto amount.
-fn units_up(atto: i128) -> i128 {
-    atto / ATTO + i128::from(atto % ATTO != 0)
 }
 
 /// The exact ratio of a valued counterparty.
@@ -486,9 +643,28 @@ pub(crate) mod tests {
         /// The planted mutation: the bounds take the drivers as unmoved since each snapshot,
         /// as a ranking that forgot price moves would.
         pub(crate) plant_still_drivers: bool,
+        /// The other planted mutation: catching up from the change log takes in nothing, as
+        /// a ranking that missed the log's changes would.
+        pub(crate) plant_deaf_log: bool,
         pub(crate) closes: u64,
         pub(crate) at_moved_prices: u64,
         pub(crate) wrong: u64,
+        /// Rankings brought up to date from the change log, by a walk, and closes that went
+        /// on with the heaps the last close left.
+        pub(crate) caught_up: u64,
+        pub(crate) walked: u64,
+        pub(crate) heaps_kept: u64,
+    }
+
+    /// Updates the counts (when the check is on).
+    pub(crate) fn count(f: impl FnOnce(&mut Check)) {
+        CHECK.with(|c| {
+            let mut k = c.get();
+            if k.on {
+                f(&mut k);
+                c.set(k);
+            }
+        });
     }
 
     thread_local! {
@@ -497,14 +673,8 @@ pub(crate) mod tests {
 
     /// Crash streams through an indexed engine, every ADL choice checked against the
     /// reference's (every holder valued afresh, sorted); what the check counted.
-    fn checked_crashes(plant: bool) -> Check {
-        CHECK.with(|c| {
-            c.set(Check {
-                on: true,
-                plant_still_drivers: plant,
-                ..Check::default()
-            })
-        });
+    fn checked_crashes(plant: Check) -> Check {
+        CHECK.with(|c| c.set(Check { on: true, ..plant }));
         for seed in 1..=3 {
             let mut engine = Engine::with_scan(State::default(), ScanMode::Indexed);
             for input in Scenario::new(ScenarioConfig::small_crash(seed)) {
@@ -514,8 +684,16 @@ pub(crate) mod tests {
         let k = CHECK.with(|c| c.get());
         CHECK.with(|c| c.set(Check::default()));
         eprintln!(
-            "plant {plant}: {} closes, {} at moved prices, {} wrong",
-            k.closes, k.at_moved_prices, k.wrong
+            "plant (drivers {}, log {}): {} closes, {} at moved prices, {} wrong; {} caught up from the log, \
+             {} walked, {} with the heaps kept",
+            plant.plant_still_drivers,
+            plant.plant_deaf_log,
+            k.closes,
+            k.at_moved_prices,
+            k.wrong,
+            k.caught_up,
+            k.walked,
+            k.heaps_kept
         );
         k
     }
@@ -611,20 +789,46 @@ pub(crate) mod tests {
 
     #[test]
     fn kept_rankings_choose_what_fresh_ones_do() {
-        let k = checked_crashes(false);
+        let k = checked_crashes(Check::default());
         assert_eq!(k.wrong, 0, "{} of {} ADL choices differ", k.wrong, k.closes);
-        // The check says little unless most choices read rankings kept across price moves.
+        // The check says little unless most choices read rankings kept across price moves,
+        // and many were brought up to date from the log or went on with kept heaps.
         assert!(
             k.at_moved_prices * 2 > k.closes && k.closes > 100,
             "{} of {} choices at moved prices",
             k.at_moved_prices,
             k.closes
         );
+        assert!(
+            k.caught_up > 50 && k.walked > 50 && k.heaps_kept > 50,
+            "{} caught up, {} walked, {} with kept heaps",
+            k.caught_up,
+            k.walked,
+            k.heaps_kept
+        );
     }
 
     #[test]
     fn bounds_that_forget_price_moves_are_caught() {
-        let k = checked_crashes(true);
+        let k = checked_crashes(Check {
+            plant_still_drivers: true,
+            ..Check::default()
+        });
         assert!(k.wrong > 0, "no wrong choice in {} closes", k.closes);
+    }
+
+    /// Caught either by a wrong choice or, in debug builds, by the selection's assertion
+    /// that a holder the log did not name is still on its side.
+    #[test]
+    fn a_ranking_deaf_to_the_change_log_is_caught() {
+        let run = std::panic::catch_unwind(|| {
+            checked_crashes(Check {
+                plant_deaf_log: true,
+                ..Check::default()
+            })
+        });
+        if let Ok(k) = run {
+            assert!(k.wrong > 0, "no wrong choice in {} closes", k.closes);
+        }
     }
 }
