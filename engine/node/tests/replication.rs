@@ -163,19 +163,11 @@ impl Nats {
 /// An engine command on a venue's stream: `head` names the command and its NATS flag.
 fn on_stream(head: &[&str], nats: &str, stream: &str, data: &Path) -> Command {
     let mut cmd = Command::new(ENGINE);
-    // A lease of 4 s, not the default 2: a standby that takes over renews the lease while it
-    // drains, but not while it reopens its directory as the primary, and on two loaded cores
-    // (a fresh standby replaying from genesis beside it) that step has outlasted 2 s once.
+    // The default lease (2 s): a standby that takes over keeps it renewed while it drains and,
+    // through the lease keeper, while it reopens its directory as the primary.
     cmd.args(head)
         .arg(nats)
-        .args([
-            "--stream",
-            stream,
-            "--heads-every",
-            "500",
-            "--lease-ms",
-            "4000",
-        ])
+        .args(["--stream", stream, "--heads-every", "500"])
         .arg("--data")
         .arg(data);
     cmd
@@ -517,4 +509,43 @@ fn a_follower_that_diverges_stops_with_a_divergence_report() {
     );
     // The primary is not affected.
     p.stop();
+}
+
+/// Who holds the lease of `stream` now (None: nobody; it expired).
+fn lease_holder(nats: &margin_node::replica::Nats) -> Option<String> {
+    let entry = nats
+        .rt
+        .block_on(nats.kv.entry("primary"))
+        .expect("the lease bucket answers");
+    entry.map(|e| String::from_utf8_lossy(&e.value).into_owned())
+}
+
+/// A taken lease, kept by a `LeaseKeeper` for three lease times, is still held by its owner
+/// (and the keeper hands it back); the same lease left alone for as long expires, which is
+/// what a primary recovering a long journal, or a standby reopening as the primary, did
+/// before the keeper.
+#[test]
+fn a_kept_lease_outlives_its_lease_time_and_an_unkept_one_does_not() {
+    use margin_node::replica::keeper::LeaseKeeper;
+    use margin_node::replica::{take_lease, Nats as Client, ReplicaConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Nats::start(&dir.path().join("nats"), free_port());
+    let mut cfg = ReplicaConfig::new(server.url(), "venue-lease");
+    cfg.lease = Duration::from_millis(1_000);
+    let three_leases = 3 * cfg.lease;
+
+    let client = Client::connect(&cfg).expect("connect");
+    let lease = client
+        .rt
+        .block_on(take_lease(&client.kv, "kept-owner"))
+        .expect("a free lease");
+    let keeper = LeaseKeeper::start(client, lease).expect("keeper");
+    std::thread::sleep(three_leases);
+    let (client, lease, _) = keeper.finish().expect("the lease was kept");
+    assert_eq!(lease.owner, "kept-owner");
+    assert_eq!(lease_holder(&client).as_deref(), Some("kept-owner"));
+
+    // Left alone, the same lease lapses.
+    std::thread::sleep(three_leases);
+    assert_eq!(lease_holder(&client), None, "an unkept lease expired");
 }

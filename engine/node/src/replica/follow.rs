@@ -3,6 +3,7 @@
 //! primary's, byte for byte), checks the primary's published output heads against its own, and
 //! with `--takeover` becomes the primary when the lease expires.
 
+use super::keeper::{Handover, LeaseKeeper};
 use super::{hex, parse_head, take_lease, Lease, Nats, ReplicaConfig, LEASE_KEY};
 use crate::pipeline::{
     now_ns, HeadTap, Item, ItemKind, Origin, Pipeline, PipelineConfig, Sink, MAX_RECORD_BYTES,
@@ -142,10 +143,15 @@ pub fn follow(cfg: FollowConfig, stop: Arc<AtomicBool>) -> Result<FollowEnd, Str
     let lease = consume(
         &mut nats, &mut pipe, &own_heads, journaled, &cfg, &side, &stop,
     )?;
+    // From here until the primary's replicator runs, the keeper renews a lease we took.
+    let (nats, keeper) = match lease {
+        Some(lease) => (None, Some(LeaseKeeper::start(nats, lease)?)),
+        None => (Some(nats), None),
+    };
     let finished = pipe.finish()?;
     // The read replica's view closes before a primary's may open on the same address.
     drop(side);
-    let Some(lease) = lease else {
+    let Some(keeper) = keeper else {
         return Ok(FollowEnd::Stopped {
             last_seq: finished.last_seq,
             output_head: finished.output_head,
@@ -157,7 +163,7 @@ pub fn follow(cfg: FollowConfig, stop: Arc<AtomicBool>) -> Result<FollowEnd, Str
         "margin-engine: took over stream {} at seq {}: serving as the primary",
         cfg.replica.stream, finished.last_seq
     );
-    serve.replicate = Some((cfg.replica, Some(lease)));
+    serve.replicate = Some((cfg.replica, Some(Handover::new(keeper))));
     crate::server::serve(serve, cfg.pipeline, stop).map(FollowEnd::Served)
 }
 

@@ -14,6 +14,7 @@
 //! Only the node touches NATS; the state machine sees the same inputs in the same order.
 
 pub mod follow;
+pub mod keeper;
 pub mod primary;
 
 use async_nats::jetstream::{self, kv, stream};

@@ -8,6 +8,7 @@
 //! wrong last sequence is a fence unless the stream already holds exactly this input (an
 //! acknowledgement lost on the way back).
 
+use super::keeper::LeaseKeeper;
 use super::{hex, renew_lease, take_lease, Lease, LeaseRefused, Nats, ReplicaConfig};
 use crate::pipeline::{Counters, HeadTap, JournaledBatch, ReplicaTap, MAX_RECORD_BYTES};
 use async_nats::jetstream::context::{Publish, PublishErrorKind};
@@ -23,35 +24,39 @@ use std::time::{Duration, Instant};
 /// Batches of journaled inputs waiting for the replicator, at most.
 const TAP_BATCHES: usize = 64;
 
-/// A primary connected and holding the lease, before its pipeline starts.
+/// A primary connected and holding the lease, before its pipeline starts; the keeper renews
+/// the lease until the replicator takes it over.
 pub struct Prepared {
-    nats: Nats,
-    lease: Lease,
+    keeper: LeaseKeeper,
     inputs: Receiver<JournaledBatch>,
     heads: Receiver<(u64, [u8; 32])>,
     tap: ReplicaTap,
     head_tap: HeadTap,
 }
 
-/// Connects and takes the lease (or keeps `lease`, handed over by a follower that took it).
+/// Connects and takes the lease (or goes on with `handover`, the kept lease of a follower
+/// that took over).
 pub fn prepare(
     cfg: &ReplicaConfig,
-    lease: Option<Lease>,
+    handover: Option<LeaseKeeper>,
     release_after_replicated: bool,
 ) -> Result<Prepared, String> {
-    let nats = Nats::connect(cfg)?;
-    let lease = match lease {
-        Some(l) => l,
-        None => nats
-            .rt
-            .block_on(take_lease(&nats.kv, &super::owner_id()))
-            .map_err(|e| match e {
-                LeaseRefused::HeldBy(o) => format!(
-                    "not starting as primary of stream {}: the lease is held by {o} (another primary is alive, or took over; run `margin-engine follow` here instead)",
-                    cfg.stream
-                ),
-                other => other.to_string(),
-            })?,
+    let keeper = match handover {
+        Some(k) => k,
+        None => {
+            let nats = Nats::connect(cfg)?;
+            let lease = nats
+                .rt
+                .block_on(take_lease(&nats.kv, &super::owner_id()))
+                .map_err(|e| match e {
+                    LeaseRefused::HeldBy(o) => format!(
+                        "not starting as primary of stream {}: the lease is held by {o} (another primary is alive, or took over; run `margin-engine follow` here instead)",
+                        cfg.stream
+                    ),
+                    other => other.to_string(),
+                })?;
+            LeaseKeeper::start(nats, lease)?
+        }
     };
     let (tx, inputs) = bounded(TAP_BATCHES);
     let (heads_tx, heads) = bounded(1024);
@@ -64,8 +69,7 @@ pub fn prepare(
             every: cfg.heads_every,
             heads: heads_tx,
         },
-        nats,
-        lease,
+        keeper,
         inputs,
         heads,
     })
@@ -85,13 +89,14 @@ impl Prepared {
     /// After recovery: checks that the stream is a prefix of the journal (else another primary
     /// wrote: refuse), appends what the stream lacks, and starts the replicator thread.
     pub fn start(
-        mut self,
+        self,
         data: &Path,
         journal_last: u64,
         counters: Arc<Counters>,
     ) -> Result<JoinHandle<()>, String> {
-        let last = self.nats.last_seq()?;
-        let stream = self.nats.cfg.stream.clone();
+        let (mut nats, lease, renewed_at) = self.keeper.finish()?;
+        let last = nats.last_seq()?;
+        let stream = nats.cfg.stream.clone();
         if last > journal_last {
             return Err(format!(
                 "stream {stream} holds inputs up to seq {last}, this journal only up to {journal_last}: another primary appended. Run `margin-engine follow` on this directory to catch up"
@@ -104,10 +109,9 @@ impl Prepared {
                 .get(last)
                 .map_err(|e| format!("input journal: {e}"))?
                 .map(|r| r.payload.to_vec());
-            let theirs = self
-                .nats
+            let theirs = nats
                 .rt
-                .block_on(self.nats.stream.get_raw_message(last))
+                .block_on(nats.stream.get_raw_message(last))
                 .map_err(|e| format!("stream {stream} seq {last}: {e}"))?
                 .payload;
             if ours.as_deref() != Some(&theirs[..]) {
@@ -126,14 +130,14 @@ impl Prepared {
         let (inputs, heads) = (self.inputs, self.heads);
         let mut r = Replicator {
             inputs,
-            subject: self.nats.cfg.inputs_subject(),
-            heads_subject: self.nats.cfg.heads_subject(),
-            renew_every: self.nats.cfg.lease / 4,
-            window: self.nats.cfg.window,
-            nats: self.nats,
-            lease: self.lease,
+            subject: nats.cfg.inputs_subject(),
+            heads_subject: nats.cfg.heads_subject(),
+            renew_every: nats.cfg.lease / 4,
+            window: nats.cfg.window,
+            nats,
+            lease,
             counters,
-            last_renew: Instant::now(),
+            last_renew: renewed_at,
             stopping: false,
         };
         r.publish_all(&mut missing)?;

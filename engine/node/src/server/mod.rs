@@ -75,8 +75,11 @@ pub struct ServeConfig {
     /// How often the sequencer hands the live view a state clone.
     pub http_refresh: Duration,
     /// Replicate every input to NATS JetStream before its outputs are released
-    /// (`--replicate`), with the lease a follower hands over when it took over.
-    pub replicate: Option<(crate::replica::ReplicaConfig, Option<crate::replica::Lease>)>,
+    /// (`--replicate`), with the kept lease a follower hands over when it took over.
+    pub replicate: Option<(
+        crate::replica::ReplicaConfig,
+        Option<crate::replica::keeper::Handover>,
+    )>,
 }
 
 impl ServeConfig {
@@ -235,8 +238,9 @@ pub fn serve(
     // A primary takes the lease before recovery (an engine that may not write stops before it
     // touches anything), and checks the stream against its journal after.
     let replica = match &cfg.replicate {
-        Some((rc, lease)) => {
-            let p = crate::replica::primary::prepare(rc, lease.clone(), true)?;
+        Some((rc, handover)) => {
+            let kept = handover.as_ref().and_then(|h| h.take());
+            let p = crate::replica::primary::prepare(rc, kept, true)?;
             pipeline.replica = Some(p.tap());
             pipeline.heads = Some(p.head_tap());
             Some(p)
