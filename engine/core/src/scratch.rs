@@ -79,10 +79,11 @@ impl Eq for Ranked {}
 
 /// Rankings kept since the last event that moved the venue.
 ///
-/// A ranking takes in changes only when it is used, in one walk of its side's holders in the
-/// market (`MarketState::sides`) beside its own: buckets that joined the side are valued and
-/// added, those that left are dropped, and holders whose balances or positions changed since
-/// it valued them (the state's per-account change counts) are valued again. Price and funding
+/// A ranking takes in changes only when it is used: from the state's change log when it
+/// reaches back far enough, else in one walk of its side's holders in the market
+/// (`MarketState::sides`) beside its own. Buckets that joined the side are valued and added,
+/// those that left are marked gone, and holders whose balances or positions changed since it
+/// valued them (the state's per-account change counts) are valued again. Price and funding
 /// moves do not drop a ranking: it bounds its holders' figures from them
 /// (`liquidation/ranking.rs`). The rankings' buffers outlive them (only `live` is reset) so that
 /// a backstop in a warmed-up engine does not allocate.
