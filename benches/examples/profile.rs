@@ -1,6 +1,7 @@
 //! Times `Engine::apply` per event type over a generated scenario (inputs made up front).
 //! `cargo run --release -p margin-bench --example profile -- [accounts] [steps] [naive|indexed]
-//! [repeat] [portfolio per mille]` (the last: traders on portfolio margin over 24 scenarios).
+//! [repeat] [portfolio per mille] [crash at per mille]` (portfolio: traders on portfolio margin
+//! over 24 scenarios; crash: where in the stream the crash starts, 1000 for none).
 
 use hdrhistogram::Histogram;
 use margin_engine::engine::ScanMode;
@@ -21,10 +22,15 @@ fn main() {
     };
     let repeat: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1);
     let portfolio_permille = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let crash_at_permille = args
+        .get(6)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(ScenarioConfig::default().crash_at_permille);
     let inputs: Vec<_> = Scenario::new(ScenarioConfig {
         accounts,
         events,
         portfolio_permille,
+        crash_at_permille,
         risk_scenarios: 24,
         ..ScenarioConfig::default()
     })

@@ -47,6 +47,9 @@ pub(crate) struct Band {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub(crate) struct BucketKey(u64);
 
+// The account position must fit the high half.
+const _: () = assert!(crate::limits::ACCOUNTS_MAX <= u32::MAX as usize);
+
 impl BucketKey {
     fn new(account_pos: usize, slot: Slot) -> BucketKey {
         let code = match slot {
