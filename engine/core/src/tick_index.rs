@@ -40,6 +40,17 @@ pub(crate) struct Band {
     centre: i128,
 }
 
+/// A band as stored for a bucket: the driver and the range its set entries name (48 bytes,
+/// three cache lines fewer per bucket of 12 drivers than a `Band`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stored {
+    driver: Driver,
+    lo: i128,
+    hi: i128,
+}
+
+const _: () = assert!(std::mem::size_of::<Stored>() == 48);
+
 /// A bucket as the band sets store it: its account's position in `State::accounts` (stable:
 /// accounts are never removed) in the high half, its slot (0 cross, 1 + market isolated) in the
 /// low half. One `u64` instead of an `(AccountId, Slot)` pair keeps a set entry at 16 bytes and
@@ -204,7 +215,7 @@ impl Sets {
     }
 
     /// Removes both ends of a stored band.
-    fn remove(&mut self, b: &Band, bucket: BucketKey) {
+    fn remove(&mut self, b: &Stored, bucket: BucketKey) {
         self.apply(b.driver, EndOp::RemoveLower, b.lo, bucket);
         self.apply(b.driver, EndOp::RemoveUpper, b.hi, bucket);
     }
@@ -239,7 +250,7 @@ struct MarketRates {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Bands {
     sets: Sets,
-    by_bucket: FxHashMap<BucketKey, Vec<Band>>,
+    by_bucket: FxHashMap<BucketKey, Vec<Stored>>,
     /// Per market and per asset (collateral) rates, valid for `rates_epoch` of the venue.
     market_rates: Vec<MarketRates>,
     asset_rates: Vec<i128>,
@@ -369,7 +380,11 @@ impl Bands {
             let Some(o) = stored.iter_mut().find(|o| o.driver == s.driver) else {
                 sets.apply(s.driver, EndOp::InsertLower, lo, bucket);
                 sets.apply(s.driver, EndOp::InsertUpper, hi, bucket);
-                stored.push(Band { lo, hi, ..*s });
+                stored.push(Stored {
+                    driver: s.driver,
+                    lo,
+                    hi,
+                });
                 continue;
             };
             let lo_safe = s.lo <= o.lo && o.lo <= s.centre;
@@ -389,7 +404,6 @@ impl Bands {
                 sets.apply(s.driver, EndOp::InsertUpper, hi, bucket);
                 o.hi = hi;
             }
-            o.centre = s.centre;
         }
     }
 
