@@ -249,11 +249,26 @@ impl Engine {
         bucket_key: (AccountId, Slot),
         snap: u32,
     ) -> Option<Holder> {
-        let (market, side) = key;
         // One lookup of the account: its position is kept for the change counts.
         let account_at = self.state.account_pos(bucket_key.0)?;
-        let bucket = self.state.accounts[account_at].bucket(bucket_key.1)?;
-        let (cp, equity) = self.valued_holder(bucket, bucket_key.0, bucket_key.1, market, side)?;
+        self.holder_at(key, rates, account_at, bucket_key.1, snap)
+    }
+
+    /// [`Engine::holder`] for the account at position `account_at` (callers that know it: the
+    /// change log, a kept holder).
+    fn holder_at(
+        &self,
+        key: (MarketId, i64),
+        rates: &mut Vec<Rate>,
+        account_at: usize,
+        slot: Slot,
+        snap: u32,
+    ) -> Option<Holder> {
+        let (market, side) = key;
+        let acc = self.state.accounts.get(account_at)?;
+        let bucket_key = (acc.id, slot);
+        let bucket = acc.bucket(slot)?;
+        let (cp, equity) = self.valued_holder(bucket, acc.id, slot, market, side)?;
         let tables = &self.adl.tables;
         let size = i128::from(bucket.size(market).0);
         Some(Holder {
@@ -349,17 +364,15 @@ impl Engine {
                 continue;
             };
             for slot in [Slot::Cross, Slot::Isolated(key.0)] {
-                let bucket = (acc.id, slot);
-                let found = ranking.find(bucket);
+                let found = ranking.find((acc.id, slot));
                 if let Some(i) = found {
                     let h = &ranking.holders[i];
                     if self.state.changed_at(h.account_at as usize) <= h.change_seq {
                         continue; // a repeat in the log, already taken in
                     }
-                } else if acc.bucket(slot).is_none() {
-                    continue;
                 }
-                let fresh = self.holder(key, &mut ranking.rates, bucket, snap);
+                let at = account_at as usize;
+                let fresh = self.holder_at(key, &mut ranking.rates, at, slot, snap);
                 valued += u64::from(fresh.is_some());
                 ranking.replace(found, fresh);
             }
@@ -468,7 +481,8 @@ impl Engine {
             debug_assert!(h.snap != snap && !h.gone, "an unvalued entry is current");
             self.ranked += 1;
             // Its bucket did not change since its snapshot, so it is still on the side.
-            let fresh = self.holder(ranking.key, &mut ranking.rates, h.bucket, snap);
+            let at = h.account_at as usize;
+            let fresh = self.holder_at(ranking.key, &mut ranking.rates, at, h.bucket.1, snap);
             debug_assert!(fresh.is_some(), "an unchanged holder left its side");
             ranking.replace(Some(i as usize), fresh);
         }
