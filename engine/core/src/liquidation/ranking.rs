@@ -426,16 +426,17 @@ impl Ranking {
     /// Puts the holders the last close took back among the valued, those that did not change
     /// since (the others were offered again when their change was taken in).
     pub(crate) fn restore_taken(&mut self) {
-        for (i, version) in self.selection.taken.drain(..) {
-            let h = &self.holders[i as usize];
-            if h.version == version && !h.gone {
-                if let Some(cp) = h.cp {
-                    self.selection
-                        .valued
-                        .push(Reverse(Pick(Ranked(cp), i, version)));
-                }
+        let mut taken = std::mem::take(&mut self.selection.taken);
+        for (i, version) in taken.drain(..) {
+            if !self.current(i, version) {
+                continue;
+            }
+            if let Some(cp) = self.holders[i as usize].cp {
+                let pick = Pick(Ranked(cp), i, version);
+                self.selection.valued.push(Reverse(pick));
             }
         }
+        self.selection.taken = taken;
     }
 
     /// Whether a heap entry still names the holder's current figures.
