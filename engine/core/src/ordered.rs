@@ -1,17 +1,18 @@
 //! An ordered set kept as a list of sorted blocks: each block a `Vec` of at most
 //! [`BLOCK_CAP`] keys, the blocks in key order, and beside them the last key of every block so
 //! that finding a key's block is a binary search over one contiguous array. Inserting or
-//! removing moves at most one block's keys (half a KiB for 16-byte keys) instead of chasing the ~2 log n
+//! removing moves at most one block's keys (one KiB for 16-byte keys) instead of chasing the ~2 log n
 //! scattered nodes of a tree; a block that fills is split in two, one that runs low is merged
 //! with its neighbour. Emptied blocks are kept for reuse, so a warmed-up set does not allocate.
 //! Iteration is always in key order, and the shape depends only on the sequence of operations.
 
 /// Keys per block at most. A block is allocated with exactly this capacity and split before it
-/// would grow past it, so it never reallocates. Small, because the block a band update lands
-/// in is usually cold: the binary search inside it is a chain of dependent cache misses
-/// (measured on the crash profile at 10K accounts: 128 -> 64 -> 32 took the apply loop from
-/// 13.2 s to 12.0 s to 11.6 s, the same host phase; 16 was not distinguishable from 32).
-const BLOCK_CAP: usize = 32;
+/// would grow past it, so it never reallocates. A key is found in its block by a scan, not a
+/// binary search (see `locate`), which made the block size matter little: on the crash
+/// profile at 10K accounts (5 interleaved runs each, medians) binary search at 32 took 7.48 s,
+/// the scan 6.87 s at 32, 6.61 s at 64 and 6.59 s at 128; 64 keeps the memmove of an insert
+/// at half a KiB on average.
+const BLOCK_CAP: usize = 64;
 /// A block with fewer keys than this after a removal is merged with its successor when both
 /// fit in three quarters of a block.
 const BLOCK_LOW: usize = BLOCK_CAP / 4;
@@ -77,6 +78,19 @@ impl<K: Ord + Copy> OrderedSet<K> {
         Some(i.min(self.blocks.len() - 1))
     }
 
+    /// Where `key` is in `block` (Ok) or would go (Err), as `binary_search` answers. A count of
+    /// the smaller keys instead of a binary search: the block a band update lands in is
+    /// usually cold, and a scan issues its cache-line loads together where the search's are
+    /// each dependent on the last.
+    fn locate(block: &[K], key: &K) -> Result<usize, usize> {
+        let at = block.iter().map(|k| usize::from(k < key)).sum();
+        if block.get(at) == Some(key) {
+            Ok(at)
+        } else {
+            Err(at)
+        }
+    }
+
     fn fresh_block(&mut self) -> Vec<K> {
         self.spare
             .pop()
@@ -85,7 +99,7 @@ impl<K: Ord + Copy> OrderedSet<K> {
 
     pub fn contains(&self, key: &K) -> bool {
         self.block_of(key)
-            .is_some_and(|b| self.blocks[b].binary_search(key).is_ok())
+            .is_some_and(|b| Self::locate(&self.blocks[b], key).is_ok())
     }
 
     /// Inserts `key`; false if it was already there.
@@ -98,7 +112,7 @@ impl<K: Ord + Copy> OrderedSet<K> {
             self.len = 1;
             return true;
         };
-        let Err(mut at) = self.blocks[b].binary_search(&key) else {
+        let Err(mut at) = Self::locate(&self.blocks[b], &key) else {
             return false;
         };
         if self.blocks[b].len() == BLOCK_CAP {
@@ -128,7 +142,7 @@ impl<K: Ord + Copy> OrderedSet<K> {
         let Some(b) = self.block_of(key) else {
             return false;
         };
-        let Ok(at) = self.blocks[b].binary_search(key) else {
+        let Ok(at) = Self::locate(&self.blocks[b], key) else {
             return false;
         };
         self.blocks[b].remove(at);
