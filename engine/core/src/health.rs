@@ -6,7 +6,8 @@
 
 use crate::account::{Bucket, OrderSums, Position};
 use crate::ids::{AssetId, MarketId};
-use crate::num::{Exact, Lots, Native, Overflow, Ratio, RATIO_DECIMALS};
+use crate::num::small::{Small, Term};
+use crate::num::{Exact, Lots, Native, Overflow, Ratio, Round, RATIO_DECIMALS};
 use crate::state::State;
 use crate::venue::MarketConfig;
 
@@ -148,45 +149,46 @@ impl State {
         if part.is_positive() {
             total = total.plus(part.times(fraction.exact())?)?;
         }
-        self.scale_fraction(market, total)
+        self.scale_fraction(market, total).ok_or(Overflow)
     }
 
     /// (tiered(N, imf), tiered(N, mmf)) in one walk of the tiers: each bracket's part of N is
     /// found once and weighted by both fractions.
-    fn tiered_both(&self, market: MarketId, n: Exact) -> Result<(Exact, Exact), Overflow> {
+    fn tiered_both<T: Term>(&self, market: MarketId, n: T) -> Option<(T, T)> {
         let cfg = self.venue.market(market);
         let qd = self.quote_decimals();
-        let (mut ti, mut tm) = (Exact::ZERO, Exact::ZERO);
-        let mut lower = Exact::ZERO;
+        let (mut ti, mut tm) = (T::ZERO, T::ZERO);
+        let mut lower = T::ZERO;
         let (mut fi, mut fm) = (cfg.imf, cfg.mmf);
+        let ratio = |r: Ratio| T::new(r.0, RATIO_DECIMALS);
         for tier in &cfg.tiers {
-            let above = tier.above.exact(qd);
+            let above = T::new(tier.above.0, qd);
             let part = n.min(above)?.minus(lower)?;
             if part.is_positive() {
-                ti = ti.plus(part.times(fi.exact())?)?;
-                tm = tm.plus(part.times(fm.exact())?)?;
+                ti = ti.plus(part.times(ratio(fi))?)?;
+                tm = tm.plus(part.times(ratio(fm))?)?;
             }
             lower = above;
             (fi, fm) = (tier.imf, tier.mmf);
         }
         let part = n.minus(lower)?;
         if part.is_positive() {
-            ti = ti.plus(part.times(fi.exact())?)?;
-            tm = tm.plus(part.times(fm.exact())?)?;
+            ti = ti.plus(part.times(ratio(fi))?)?;
+            tm = tm.plus(part.times(ratio(fm))?)?;
         }
-        Ok((
+        Some((
             self.scale_fraction(market, ti)?,
             self.scale_fraction(market, tm)?,
         ))
     }
 
     /// Applies the dynamic-margin factor of the market (exactly 1 unless turned on).
-    fn scale_fraction(&self, market: MarketId, v: Exact) -> Result<Exact, Overflow> {
+    fn scale_fraction<T: Term>(&self, market: MarketId, v: T) -> Option<T> {
         let scale = self.markets[market.index()].fraction_scale;
         if scale == 0 || scale == Ratio::ONE.0 {
-            return Ok(v);
+            return Some(v);
         }
-        v.times(Ratio(scale).exact())
+        v.times(T::new(scale, RATIO_DECIMALS))
     }
 
     /// IM_pos for a size.
@@ -216,28 +218,46 @@ impl State {
 
     /// (u, N) of a position with s * M computed once: u = s*M + q - g, and N = |s| * M =
     /// |s * M| (M >= 0), the same exact values `upnl_exact` and `notional_exact` give.
-    fn upnl_and_notional(&self, pos: &Position) -> Result<(Exact, Exact), Overflow> {
-        let sd = self.venue.market(pos.market).size_decimals;
-        let sm = pos.size.exact(sd).times(self.mark(pos.market))?;
+    fn upnl_and_notional<T: Term>(&self, pos: &Position) -> Option<(T, T)> {
+        let cfg = self.venue.market(pos.market);
+        let (sd, ps) = (cfg.size_decimals, self.venue.asset(cfg.base).price_scale);
+        let index = self.index(cfg.base).unwrap_or(0);
+        let sm = T::product_i64(pos.size.0, sd, index, ps)?;
+        let f_now = self.markets[pos.market.index()].funding_index;
+        let delta = f_now.checked_sub(pos.funding_mark)?;
+        let g = T::new(i128::from(pos.size.0), sd).times(T::new(delta, RATIO_DECIMALS + ps))?;
         let u = sm
-            .plus(pos.quote.exact(self.quote_decimals()))?
-            .minus(self.funding_owed(pos)?)?;
-        Ok((u, sm.abs()?))
+            .plus(T::new(pos.quote.0, self.quote_decimals()))?
+            .minus(g)?;
+        Some((u, sm.abs()?))
     }
 
-    /// Every figure of one position.
+    /// Every figure of one position: computed in i128 where every step fits (nearly always),
+    /// else again with 256-bit intermediates; the figures are the same either way (see
+    /// `num::small`), and an overflow only where the wide path overflows too.
     pub fn position_value(&self, pos: &Position) -> Result<PositionValue, Overflow> {
+        self.position_value_in::<Small>(pos)
+            .or_else(|| self.position_value_in::<Exact>(pos))
+            .ok_or(Overflow)
+    }
+
+    /// `position_value` in one number type.
+    fn position_value_in<T: Term>(&self, pos: &Position) -> Option<PositionValue> {
         let qd = self.quote_decimals();
         let cfg = self.venue.market(pos.market);
-        let (u, n) = self.upnl_and_notional(pos)?;
+        let (u, n) = self.upnl_and_notional::<T>(pos)?;
         let upnl_maint = u.floor(qd)?;
         let upnl_init = if u.is_positive() {
-            u.times(cfg.upnl_weight_init.exact())?.floor(qd)?
+            u.times_round(
+                T::new(cfg.upnl_weight_init.0, RATIO_DECIMALS),
+                qd,
+                Round::Floor,
+            )?
         } else {
             upnl_maint
         };
         let (ti, tm) = self.tiered_both(pos.market, n)?;
-        Ok(PositionValue {
+        Some(PositionValue {
             notional: n.floor(qd)?,
             upnl_maint,
             upnl_init,
@@ -526,6 +546,98 @@ mod tests {
             }
         }
         assert!(checked > 1000, "positions checked: {checked}");
+    }
+
+    /// The i128 valuation against the 256-bit one (the same text in the other number type) on
+    /// venues and positions drawn from the whole range: odd scales, deep tiers, dynamic margin,
+    /// funding far from the mark, sizes and prices near their limits. Where the i128 path
+    /// answers it must give the wide path's figures; where it declines, the wide path decides
+    /// (and an overflow there is the event's rejection, as before).
+    mod small_against_exact {
+        use super::*;
+        use crate::venue::Tier;
+        use proptest::prelude::*;
+
+        fn magnitude() -> impl Strategy<Value = i128> {
+            prop_oneof![
+                -1_000_000i128..1_000_000,
+                any::<i64>().prop_map(i128::from),
+                any::<i128>().prop_map(|v| v >> 40),
+                any::<i128>(),
+            ]
+        }
+
+        fn ratio() -> impl Strategy<Value = Ratio> {
+            prop_oneof![
+                (0i128..=Ratio::ONE.0).prop_map(Ratio),
+                any::<i128>().prop_map(|v| Ratio(v.abs() >> 30)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #[test]
+            fn the_i128_path_gives_the_wide_paths_figures(
+                qd in 0u8..30,
+                sd in 0u8..30,
+                ps in 0u8..30,
+                size in any::<i64>(),
+                index in prop_oneof![Just(None), any::<i64>().prop_map(Some), (1i64..10_000_000).prop_map(Some)],
+                quote in magnitude(),
+                funding in (magnitude(), magnitude()),
+                fractions in (ratio(), ratio(), ratio()),
+                tiers in proptest::collection::vec((magnitude(), ratio(), ratio()), 0..4),
+                fraction_scale in prop_oneof![Just(0i128), Just(Ratio::ONE.0), (1i128..4 * Ratio::ONE.0)],
+            ) {
+                let mut st = crate::engine::example_engine(742).state;
+                let pos = Position {
+                    market: MarketId(0),
+                    size: Lots(size),
+                    quote: Native(quote),
+                    funding_mark: funding.1,
+                };
+                let base = st.venue.markets[0].base;
+                let quote_asset = st.venue.quote.expect("the example lists a quote");
+                st.venue.assets[quote_asset.index()].decimals = qd;
+                st.venue.assets[base.index()].price_scale = ps;
+                st.assets[base.index()].oracle.index = index.map(crate::num::Ticks);
+                let m = &mut st.venue.markets[0];
+                m.size_decimals = sd;
+                (m.imf, m.mmf, m.upnl_weight_init) = fractions;
+                let mut above: Vec<i128> = tiers.iter().map(|t| t.0.abs()).collect();
+                above.sort_unstable();
+                m.tiers = above
+                    .iter()
+                    .zip(&tiers)
+                    .map(|(&a, t)| Tier { above: Native(a), imf: t.1, mmf: t.2 })
+                    .collect();
+                st.markets[0].funding_index = funding.0;
+                st.markets[0].fraction_scale = fraction_scale;
+                let small = st.position_value_in::<Small>(&pos);
+                let wide = st.position_value_in::<Exact>(&pos);
+                if let Some(v) = small {
+                    prop_assert_eq!(Some(v), wide);
+                }
+            }
+        }
+
+        /// The comparison above is not vacuous: the everyday positions of the example venue
+        /// all take the i128 path.
+        #[test]
+        fn everyday_positions_take_the_i128_path() {
+            let e = crate::engine::example_engine(742);
+            let mut n = 0;
+            for acc in &e.state.accounts {
+                for slot in acc.slots() {
+                    let Some(b) = acc.bucket(slot) else { continue };
+                    for pos in &b.positions {
+                        assert!(e.state.position_value_in::<Small>(pos).is_some(), "{pos:?}");
+                        n += 1;
+                    }
+                }
+            }
+            assert!(n > 20, "positions: {n}");
+        }
     }
 
     /// `bucket_maint` against the maintenance fields of the full `bucket_health`, for every

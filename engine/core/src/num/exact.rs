@@ -323,7 +323,7 @@ impl Exact {
 }
 
 /// `n / d` for `d > 0` in i128, rounded; u64 division when both fit (the common case).
-fn div_round_small(n: i128, d: i128, mode: Round) -> i128 {
+pub(crate) fn div_round_small(n: i128, d: i128, mode: Round) -> i128 {
     let (q, r) = if n.unsigned_abs() <= u128::from(u64::MAX) && d <= i128::from(u64::MAX) {
         let (a, b) = (n.unsigned_abs() as u64, d as u64);
         let (q, r) = ((a / b) as i128, (a % b) as i128);

@@ -3,6 +3,7 @@
 
 pub mod decimal;
 pub mod exact;
+pub(crate) mod small;
 pub mod units;
 
 pub use decimal::{format_scaled, format_trimmed, Dec, DecRangeError, DecSyntaxError, Scaled};
