@@ -9,6 +9,8 @@
 //! conservative rate per unit of each driver bounds how fast the buffer can shrink; the buffer
 //! (less a slop for per-term rounding) is shared equally among the drivers, and each driver's
 //! band is its share over its rate. Moves inside all bands together cannot exhaust the buffer.
+//! A re-banded bucket keeps its stored bands whole while their reach from the current values,
+//! at the current rates, still fits its new buffer (a fill or a deposit mostly moves nothing).
 //!
 //! The index only decides which buckets to look at; the look itself is the exact health
 //! function. A band that is too narrow costs a visit, never a wrong answer; a band that is too
@@ -38,6 +40,8 @@ pub(crate) struct Band {
     hi: i128,
     /// The driver's value when the band was computed.
     centre: i128,
+    /// How fast the driver moves the bucket's buffer: atto native per tick or funding unit.
+    rate: i128,
 }
 
 /// A band as stored for a bucket: the driver and the range its set entries name (48 bytes,
@@ -226,6 +230,43 @@ impl Sets {
     }
 }
 
+/// Whether a bucket's stored bands still hold as they are, for its fresh figures: it has the
+/// same drivers, each driver's value lies in its band, and the moves the bands allow from
+/// here, at the drivers' current rates, add up to no more than the buffer. Then moves inside
+/// all of them together still cannot change the bucket's status, whatever the fresh even
+/// shares would be, and no end needs to move. That is the common case after a fill or a
+/// deposit, where the shares' own test moved an end whenever the buffer shrank by a quarter.
+fn still_hold(stored: &[Stored], fresh: &[Band], buffer: i128) -> bool {
+    if stored.len() != fresh.len() {
+        return false;
+    }
+    let Some(budget) = buffer.checked_mul(ATTO) else {
+        return false;
+    };
+    let mut used: i128 = 0;
+    for f in fresh {
+        let Some(o) = stored.iter().find(|o| o.driver == f.driver) else {
+            return false;
+        };
+        let (Some(below), Some(above)) = (f.centre.checked_sub(o.lo), o.hi.checked_sub(f.centre))
+        else {
+            return false;
+        };
+        if below < 0 || above < 0 {
+            return false;
+        }
+        match f
+            .rate
+            .checked_mul(below.max(above))
+            .and_then(|m| used.checked_add(m))
+        {
+            Some(u) if u <= budget => used = u,
+            _ => return false,
+        }
+    }
+    true
+}
+
 fn grown<E>(sets: &mut Vec<BandSet<E>>, i: usize) -> &mut BandSet<E> {
     if sets.len() <= i {
         sets.resize_with(i + 1, BandSet::default);
@@ -355,13 +396,17 @@ impl Bands {
         }
     }
 
-    /// Stores new safe bands for a bucket, keeping each stored end that still lies inside its
+    /// Stores new safe bands for a bucket: none moves while the stored ones still hold
+    /// together (`still_hold`); otherwise each stored end is kept that still lies inside its
     /// new safe band (on the same side of the driver's value). A new end is stored at three
     /// quarters of its safe half-width, so that small changes of the bucket (a fill) usually
     /// leave the stored ones valid. Ends are kept or moved one by one: a price that left its
     /// band upwards moves the upper end only, one set operation pair instead of two.
-    fn update(&mut self, bucket: BucketKey, safe: &[Band]) {
+    fn update(&mut self, bucket: BucketKey, safe: &[Band], buffer: i128) {
         let stored = self.by_bucket.entry(bucket).or_default();
+        if still_hold(stored, safe, buffer) {
+            return;
+        }
         // Drop stored bands of drivers the bucket no longer has.
         let mut i = 0;
         while i < stored.len() {
@@ -561,10 +606,10 @@ impl Bands {
             debug_assert!(false, "a tracked bucket's account exists");
             return;
         };
-        if let Err(()) = self.safe_bands(state, bucket, h, buf).map_err(|_| ()) {
+        let Ok(buffer) = self.safe_bands(state, bucket, h, buf) else {
             return self.unbandable(state, key);
-        }
-        self.update(packed, buf);
+        };
+        self.update(packed, buf, buffer);
         match bucket.liquidation {
             Some(liq) => {
                 let shortest = bucket
@@ -579,21 +624,22 @@ impl Bands {
         }
     }
 
-    /// The safe bands of a bucket given its figures, centred on the current prices, into `out`.
-    /// Empty when nothing a driver does can change its status (no exposure).
+    /// The safe bands of a bucket given its figures, centred on the current prices, into `out`;
+    /// returns the buffer they share. Empty when nothing a driver does can change its status
+    /// (no exposure).
     pub(crate) fn safe_bands(
         &mut self,
         state: &State,
         bucket: &Bucket,
         h: &MaintHealth,
         out: &mut Vec<Band>,
-    ) -> Result<(), Overflow> {
+    ) -> Result<i128, Overflow> {
         out.clear();
         self.refresh_rates(state, state.venue_epoch())?;
         let buffer = state.band_buffer(bucket, h).max(0);
         self.collect_drivers(state, bucket);
         if self.drivers.is_empty() {
-            return Ok(());
+            return Ok(buffer);
         }
         let weights: i128 = self
             .drivers
@@ -626,9 +672,10 @@ impl Bands {
                 lo: centre.saturating_sub(half),
                 hi: centre.saturating_add(half),
                 centre,
+                rate,
             });
         }
-        Ok(())
+        Ok(buffer)
     }
 
     /// Each driver of a bucket with its rate (atto native per tick or funding unit).
@@ -764,6 +811,54 @@ fn pow10_i128(k: u8) -> i128 {
 mod tests {
     use super::*;
     use crate::num::Ticks;
+
+    /// Stored bands are kept exactly while the moves they allow, at the fresh rates, fit the
+    /// fresh buffer, and the value is inside each and the drivers are the same.
+    #[test]
+    fn stored_bands_hold_while_their_reach_fits_the_buffer() {
+        let price = Driver::Price(AssetId(1));
+        let funding = Driver::Funding(MarketId(0));
+        let stored = [
+            Stored {
+                driver: price,
+                lo: 90,
+                hi: 104,
+            },
+            Stored {
+                driver: funding,
+                lo: -50,
+                hi: 10,
+            },
+        ];
+        let fresh = |centre: i128, rate: i128| {
+            [
+                Band {
+                    driver: price,
+                    lo: 99,
+                    hi: 101,
+                    centre,
+                    rate,
+                },
+                Band {
+                    driver: funding,
+                    lo: 0,
+                    hi: 0,
+                    centre: 0,
+                    rate: ATTO,
+                },
+            ]
+        };
+        // Reach 10 ticks at 2 atto-units each plus 50 funding units at 1: 70 native units.
+        assert!(still_hold(&stored, &fresh(100, 2 * ATTO), 70));
+        assert!(!still_hold(&stored, &fresh(100, 2 * ATTO), 69));
+        // A faster rate, the value outside a band, a driver more or fewer: made afresh.
+        assert!(!still_hold(&stored, &fresh(100, 3 * ATTO), 70));
+        assert!(!still_hold(&stored, &fresh(105, ATTO), 1_000));
+        assert!(!still_hold(&stored[..1], &fresh(100, ATTO), 1_000));
+        assert!(!still_hold(&stored, &fresh(100, ATTO)[..1], 1_000));
+        // A buffer whose atto value leaves i128 is never taken as room.
+        assert!(!still_hold(&stored, &fresh(100, ATTO), i128::MAX / 2));
+    }
 
     proptest::proptest! {
         /// The packed price entries order as (end clamped into i64, bucket) do.
