@@ -40,8 +40,6 @@ pub(crate) struct Band {
     hi: i128,
     /// The driver's value when the band was computed.
     centre: i128,
-    /// How fast the driver moves the bucket's buffer: atto native per tick or funding unit.
-    rate: i128,
 }
 
 /// A band as stored for a bucket: the driver and the range its set entries name (48 bytes,
@@ -231,32 +229,37 @@ impl Sets {
 }
 
 /// Whether a bucket's stored bands still hold as they are, for its fresh figures: it has the
-/// same drivers, each driver's value lies in its band, and the moves the bands allow from
-/// here, at the drivers' current rates, add up to no more than the buffer. Then moves inside
-/// all of them together still cannot change the bucket's status, whatever the fresh even
-/// shares would be, and no end needs to move. That is the common case after a fill or a
-/// deposit, where the shares' own test moved an end whenever the buffer shrank by a quarter.
-fn still_hold(stored: &[Stored], fresh: &[Band], buffer: i128) -> bool {
-    if stored.len() != fresh.len() {
+/// same drivers (`rates`, atto native per tick or funding unit), each driver's value lies in
+/// its band, and the moves the bands allow from there, at the current rates, add up to no
+/// more than the buffer. Then moves inside all of them together still cannot change the
+/// bucket's status, whatever the fresh even shares would be, and no end needs to move. That is
+/// the common case after a fill or a deposit, where the shares' own test moved an end whenever
+/// the buffer shrank by a quarter.
+fn still_hold(
+    stored: &[Stored],
+    rates: &[(Driver, i128)],
+    value: impl Fn(Driver) -> i128,
+    buffer: i128,
+) -> bool {
+    if stored.len() != rates.len() {
         return false;
     }
     let Some(budget) = buffer.checked_mul(ATTO) else {
         return false;
     };
     let mut used: i128 = 0;
-    for f in fresh {
-        let Some(o) = stored.iter().find(|o| o.driver == f.driver) else {
+    for &(driver, rate) in rates {
+        let Some(o) = stored.iter().find(|o| o.driver == driver) else {
             return false;
         };
-        let (Some(below), Some(above)) = (f.centre.checked_sub(o.lo), o.hi.checked_sub(f.centre))
-        else {
+        let v = value(driver);
+        let (Some(below), Some(above)) = (v.checked_sub(o.lo), o.hi.checked_sub(v)) else {
             return false;
         };
         if below < 0 || above < 0 {
             return false;
         }
-        match f
-            .rate
+        match rate
             .checked_mul(below.max(above))
             .and_then(|m| used.checked_add(m))
         {
@@ -265,6 +268,14 @@ fn still_hold(stored: &[Stored], fresh: &[Band], buffer: i128) -> bool {
         }
     }
     true
+}
+
+/// A driver's current value: the asset's index in ticks, or the market's funding index.
+fn driver_value(state: &State, driver: Driver) -> i128 {
+    match driver {
+        Driver::Price(a) => i128::from(state.index(a).unwrap_or(0)),
+        Driver::Funding(m) => state.markets[m.index()].funding_index,
+    }
 }
 
 fn grown<E>(sets: &mut Vec<BandSet<E>>, i: usize) -> &mut BandSet<E> {
@@ -396,17 +407,13 @@ impl Bands {
         }
     }
 
-    /// Stores new safe bands for a bucket: none moves while the stored ones still hold
-    /// together (`still_hold`); otherwise each stored end is kept that still lies inside its
-    /// new safe band (on the same side of the driver's value). A new end is stored at three
+    /// Stores new safe bands for a bucket (one whose stored bands do not `still_hold`),
+    /// keeping each stored end that still lies inside its new safe band (on the same side of the driver's value). A new end is stored at three
     /// quarters of its safe half-width, so that small changes of the bucket (a fill) usually
     /// leave the stored ones valid. Ends are kept or moved one by one: a price that left its
     /// band upwards moves the upper end only, one set operation pair instead of two.
-    fn update(&mut self, bucket: BucketKey, safe: &[Band], buffer: i128) {
+    fn update(&mut self, bucket: BucketKey, safe: &[Band]) {
         let stored = self.by_bucket.entry(bucket).or_default();
-        if still_hold(stored, safe, buffer) {
-            return;
-        }
         // Drop stored bands of drivers the bucket no longer has.
         let mut i = 0;
         while i < stored.len() {
@@ -606,10 +613,14 @@ impl Bands {
             debug_assert!(false, "a tracked bucket's account exists");
             return;
         };
-        let Ok(buffer) = self.safe_bands(state, bucket, h, buf) else {
+        let Ok(buffer) = self.drivers_of(state, bucket, h) else {
             return self.unbandable(state, key);
         };
-        self.update(packed, buf, buffer);
+        let stored = self.by_bucket.get(&packed).map_or(&[][..], Vec::as_slice);
+        if !still_hold(stored, &self.drivers, |d| driver_value(state, d), buffer) {
+            self.bands_from_drivers(state, buffer, buf);
+            self.update(packed, buf);
+        }
         match bucket.liquidation {
             Some(liq) => {
                 let shortest = bucket
@@ -626,7 +637,8 @@ impl Bands {
 
     /// The safe bands of a bucket given its figures, centred on the current prices, into `out`;
     /// returns the buffer they share. Empty when nothing a driver does can change its status
-    /// (no exposure).
+    /// (no exposure). What `track` does in two steps (tests).
+    #[cfg(test)]
     pub(crate) fn safe_bands(
         &mut self,
         state: &State,
@@ -634,12 +646,30 @@ impl Bands {
         h: &MaintHealth,
         out: &mut Vec<Band>,
     ) -> Result<i128, Overflow> {
-        out.clear();
+        let buffer = self.drivers_of(state, bucket, h)?;
+        self.bands_from_drivers(state, buffer, out);
+        Ok(buffer)
+    }
+
+    /// The bucket's drivers with their rates (into `self.drivers`) and the buffer its bands
+    /// may use.
+    fn drivers_of(
+        &mut self,
+        state: &State,
+        bucket: &Bucket,
+        h: &MaintHealth,
+    ) -> Result<i128, Overflow> {
         self.refresh_rates(state, state.venue_epoch())?;
         let buffer = state.band_buffer(bucket, h).max(0);
         self.collect_drivers(state, bucket);
+        Ok(buffer)
+    }
+
+    /// Fresh bands for `self.drivers`: each its even share of the buffer over its rate.
+    fn bands_from_drivers(&self, state: &State, buffer: i128, out: &mut Vec<Band>) {
+        out.clear();
         if self.drivers.is_empty() {
-            return Ok(buffer);
+            return;
         }
         let weights: i128 = self
             .drivers
@@ -663,19 +693,14 @@ impl Bands {
             let half = crate::num::mul_div(share, ATTO, rate.max(1), Round::Floor)
                 .unwrap_or(0)
                 .min(i128::MAX / 4);
-            let centre = match driver {
-                Driver::Price(a) => i128::from(state.index(a).unwrap_or(0)),
-                Driver::Funding(m) => state.markets[m.index()].funding_index,
-            };
+            let centre = driver_value(state, driver);
             out.push(Band {
                 driver,
                 lo: centre.saturating_sub(half),
                 hi: centre.saturating_add(half),
                 centre,
-                rate,
             });
         }
-        Ok(buffer)
     }
 
     /// Each driver of a bucket with its rate (atto native per tick or funding unit).
@@ -830,34 +855,18 @@ mod tests {
                 hi: 10,
             },
         ];
-        let fresh = |centre: i128, rate: i128| {
-            [
-                Band {
-                    driver: price,
-                    lo: 99,
-                    hi: 101,
-                    centre,
-                    rate,
-                },
-                Band {
-                    driver: funding,
-                    lo: 0,
-                    hi: 0,
-                    centre: 0,
-                    rate: ATTO,
-                },
-            ]
-        };
+        let rates = |r: i128| [(price, r), (funding, ATTO)];
+        let at = |tick: i128| move |d: Driver| if d == price { tick } else { 0 };
         // Reach 10 ticks at 2 atto-units each plus 50 funding units at 1: 70 native units.
-        assert!(still_hold(&stored, &fresh(100, 2 * ATTO), 70));
-        assert!(!still_hold(&stored, &fresh(100, 2 * ATTO), 69));
+        assert!(still_hold(&stored, &rates(2 * ATTO), at(100), 70));
+        assert!(!still_hold(&stored, &rates(2 * ATTO), at(100), 69));
         // A faster rate, the value outside a band, a driver more or fewer: made afresh.
-        assert!(!still_hold(&stored, &fresh(100, 3 * ATTO), 70));
-        assert!(!still_hold(&stored, &fresh(105, ATTO), 1_000));
-        assert!(!still_hold(&stored[..1], &fresh(100, ATTO), 1_000));
-        assert!(!still_hold(&stored, &fresh(100, ATTO)[..1], 1_000));
+        assert!(!still_hold(&stored, &rates(3 * ATTO), at(100), 70));
+        assert!(!still_hold(&stored, &rates(ATTO), at(105), 1_000));
+        assert!(!still_hold(&stored[..1], &rates(ATTO), at(100), 1_000));
+        assert!(!still_hold(&stored, &rates(ATTO)[..1], at(100), 1_000));
         // A buffer whose atto value leaves i128 is never taken as room.
-        assert!(!still_hold(&stored, &fresh(100, ATTO), i128::MAX / 2));
+        assert!(!still_hold(&stored, &rates(ATTO), at(100), i128::MAX / 2));
     }
 
     proptest::proptest! {
