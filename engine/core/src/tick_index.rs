@@ -408,10 +408,11 @@ impl Bands {
     }
 
     /// Stores new safe bands for a bucket (one whose stored bands do not `still_hold`),
-    /// keeping each stored end that still lies inside its new safe band (on the same side of the driver's value). A new end is stored at three
-    /// quarters of its safe half-width, so that small changes of the bucket (a fill) usually
-    /// leave the stored ones valid. Ends are kept or moved one by one: a price that left its
-    /// band upwards moves the upper end only, one set operation pair instead of two.
+    /// keeping each stored end that still lies inside its new safe band (on the same side of
+    /// the driver's value). A new end is stored at three quarters of its safe half-width, so
+    /// that small changes of the bucket usually leave the stored ones valid. Ends are kept or
+    /// moved one by one: a price that left its band upwards moves the upper end only, one set
+    /// operation pair instead of two.
     fn update(&mut self, bucket: BucketKey, safe: &[Band]) {
         let stored = self.by_bucket.entry(bucket).or_default();
         // Drop stored bands of drivers the bucket no longer has.
@@ -857,7 +858,7 @@ mod tests {
         ];
         let rates = |r: i128| [(price, r), (funding, ATTO)];
         let at = |tick: i128| move |d: Driver| if d == price { tick } else { 0 };
-        // Reach 10 ticks at 2 atto-units each plus 50 funding units at 1: 70 native units.
+        // Reach 10 ticks at 2 native units a tick, plus 50 funding units at 1: 70 native units.
         assert!(still_hold(&stored, &rates(2 * ATTO), at(100), 70));
         assert!(!still_hold(&stored, &rates(2 * ATTO), at(100), 69));
         // A faster rate, the value outside a band, a driver more or fewer: made afresh.
