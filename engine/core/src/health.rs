@@ -200,12 +200,15 @@ impl State {
 
     /// g = s * (F - f): the funding a position owes (negative: is owed), exact.
     pub fn funding_owed(&self, pos: &Position) -> Result<Exact, Overflow> {
+        self.funding_owed_in(pos).ok_or(Overflow)
+    }
+
+    /// `funding_owed` in one number type.
+    fn funding_owed_in<T: Term>(&self, pos: &Position) -> Option<T> {
         let f_now = self.markets[pos.market.index()].funding_index;
-        let delta = f_now.checked_sub(pos.funding_mark).ok_or(Overflow)?;
+        let delta = f_now.checked_sub(pos.funding_mark)?;
         let sd = self.venue.market(pos.market).size_decimals;
-        pos.size
-            .exact(sd)
-            .times(Exact::new(delta, self.funding_scale(pos.market)))
+        T::new(i128::from(pos.size.0), sd).times(T::new(delta, self.funding_scale(pos.market)))
     }
 
     /// u = s * M + q - g, exact.
@@ -223,12 +226,9 @@ impl State {
         let (sd, ps) = (cfg.size_decimals, self.venue.asset(cfg.base).price_scale);
         let index = self.index(cfg.base).unwrap_or(0);
         let sm = T::product_i64(pos.size.0, sd, index, ps)?;
-        let f_now = self.markets[pos.market.index()].funding_index;
-        let delta = f_now.checked_sub(pos.funding_mark)?;
-        let g = T::new(i128::from(pos.size.0), sd).times(T::new(delta, RATIO_DECIMALS + ps))?;
         let u = sm
             .plus(T::new(pos.quote.0, self.quote_decimals()))?
-            .minus(g)?;
+            .minus(self.funding_owed_in(pos)?)?;
         Some((u, sm.abs()?))
     }
 

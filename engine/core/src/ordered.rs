@@ -1,10 +1,11 @@
 //! An ordered set kept as a list of sorted blocks: each block a `Vec` of at most
 //! [`BLOCK_CAP`] keys, the blocks in key order, and beside them the last key of every block so
 //! that finding a key's block is a binary search over one contiguous array. Inserting or
-//! removing moves at most one block's keys (one KiB for 16-byte keys) instead of chasing the ~2 log n
-//! scattered nodes of a tree; a block that fills is split in two, one that runs low is merged
-//! with its neighbour. Emptied blocks are kept for reuse, so a warmed-up set does not allocate.
-//! Iteration is always in key order, and the shape depends only on the sequence of operations.
+//! removing moves at most one block's keys (one KiB for 16-byte keys) instead of chasing the
+//! ~2 log n scattered nodes of a tree; a block that fills is split in two, one that runs low is
+//! merged with its neighbour. Emptied blocks are kept for reuse, so a warmed-up set does not
+//! allocate. Iteration is always in key order, and the shape depends only on the sequence of
+//! operations.
 
 /// Keys per block at most. A block is allocated with exactly this capacity and split before it
 /// would grow past it, so it never reallocates. A key is found in its block by a scan, not a

@@ -12,35 +12,61 @@ use super::exact::{pow10_small, EXACT_SCALE_MAX};
 use super::{Exact, Round};
 use std::cmp::Ordering;
 
-/// A rational `m / 10^scale`, `scale <= EXACT_SCALE_MAX`.
+/// A rational `m / 10^scale`, `scale <= EXACT_SCALE_MAX`; its operations are `Term`'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Small {
     m: i128,
     scale: u8,
 }
 
+/// The arithmetic a valuation is written in, so that one text serves both number types: the
+/// hot path runs it on `Small` and, where that declines, again on `Exact`. Each operation is
+/// `Exact`'s, with `None` for its `Overflow`.
+pub(crate) trait Term: Copy {
+    const ZERO: Self;
+    /// `v / 10^scale`.
+    fn new(v: i128, scale: u8) -> Self;
+    /// `a * b` at `scale_a + scale_b`, for factors that fit i64 (a size times a price).
+    fn product_i64(a: i64, sa: u8, b: i64, sb: u8) -> Option<Self>;
+    fn plus(self, o: Self) -> Option<Self>;
+    fn negate(self) -> Option<Self>;
+    fn times(self, o: Self) -> Option<Self>;
+    /// `x / 2` as `5x / 10`.
+    fn half(self) -> Option<Self>;
+    /// The smaller, as it was given (the first on a tie).
+    fn min(self, o: Self) -> Option<Self>;
+    fn is_positive(self) -> bool;
+    fn is_negative(self) -> bool;
+    /// The value in units of `10^-decimals`, rounded once.
+    fn round(self, decimals: u8, mode: Round) -> Option<i128>;
+
+    fn minus(self, o: Self) -> Option<Self> {
+        self.plus(o.negate()?)
+    }
+
+    fn abs(self) -> Option<Self> {
+        if self.is_negative() {
+            self.negate()
+        } else {
+            Some(self)
+        }
+    }
+
+    fn floor(self, decimals: u8) -> Option<i128> {
+        self.round(decimals, Round::Floor)
+    }
+
+    fn ceil(self, decimals: u8) -> Option<i128> {
+        self.round(decimals, Round::Ceil)
+    }
+
+    /// `self.times(o)` rounded once.
+    fn times_round(self, o: Self, decimals: u8, mode: Round) -> Option<i128> {
+        self.times(o)?.round(decimals, mode)
+    }
+}
+
 impl Small {
-    pub(crate) const ZERO: Small = Small { m: 0, scale: 0 };
-
-    /// `v / 10^scale` (`Exact::new`).
-    pub(crate) const fn new(v: i128, scale: u8) -> Small {
-        Small { m: v, scale }
-    }
-
-    /// `a * b` at `scale_a + scale_b` for factors that fit i64 (a size times a price): their
-    /// product cannot leave i128, so no check on the multiplication itself.
-    pub(crate) fn product_i64(a: i64, sa: u8, b: i64, sb: u8) -> Option<Small> {
-        let scale = checked_scale(sa, sb)?;
-        Some(Small {
-            m: i128::from(a) * i128::from(b),
-            scale,
-        })
-    }
-
-    pub(crate) fn is_positive(self) -> bool {
-        self.m > 0
-    }
-
     /// The same value at a scale `>= self.scale` (`Exact::rescale`).
     fn rescale(self, scale: u8) -> Option<Small> {
         if scale > EXACT_SCALE_MAX {
@@ -63,8 +89,24 @@ impl Small {
         let scale = self.scale.max(o.scale);
         Some((self.rescale(scale)?.m, o.rescale(scale)?.m, scale))
     }
+}
 
-    pub(crate) fn plus(self, o: Small) -> Option<Small> {
+impl Term for Small {
+    const ZERO: Small = Small { m: 0, scale: 0 };
+
+    fn new(v: i128, scale: u8) -> Small {
+        Small { m: v, scale }
+    }
+
+    /// The product of two i64 cannot leave i128: no check on the multiplication itself.
+    fn product_i64(a: i64, sa: u8, b: i64, sb: u8) -> Option<Small> {
+        Some(Small {
+            m: i128::from(a) * i128::from(b),
+            scale: checked_scale(sa, sb)?,
+        })
+    }
+
+    fn plus(self, o: Small) -> Option<Small> {
         let (a, b, scale) = self.aligned(o)?;
         Some(Small {
             m: a.checked_add(b)?,
@@ -72,42 +114,28 @@ impl Small {
         })
     }
 
-    pub(crate) fn minus(self, o: Small) -> Option<Small> {
-        self.plus(o.negate()?)
-    }
-
-    pub(crate) fn negate(self) -> Option<Small> {
+    fn negate(self) -> Option<Small> {
         Some(Small {
             m: self.m.checked_neg()?,
             scale: self.scale,
         })
     }
 
-    pub(crate) fn times(self, o: Small) -> Option<Small> {
+    fn times(self, o: Small) -> Option<Small> {
         Some(Small {
             m: self.m.checked_mul(o.m)?,
             scale: checked_scale(self.scale, o.scale)?,
         })
     }
 
-    pub(crate) fn abs(self) -> Option<Small> {
-        if self.m < 0 {
-            self.negate()
-        } else {
-            Some(self)
-        }
-    }
-
-    /// `x / 2` as `5x / 10` (`Exact::half`).
-    pub(crate) fn half(self) -> Option<Small> {
+    fn half(self) -> Option<Small> {
         Some(Small {
             m: self.m.checked_mul(5)?,
             scale: checked_scale(self.scale, 1)?,
         })
     }
 
-    /// The smaller, as it was given (`Exact::min`: the first on a tie).
-    pub(crate) fn min(self, o: Small) -> Option<Small> {
+    fn min(self, o: Small) -> Option<Small> {
         let (a, b, _) = self.aligned(o)?;
         Some(if a.cmp(&b) == Ordering::Greater {
             o
@@ -116,8 +144,15 @@ impl Small {
         })
     }
 
-    /// The value in units of `10^-decimals`, rounded once (`Exact::round`).
-    pub(crate) fn round(self, decimals: u8, mode: Round) -> Option<i128> {
+    fn is_positive(self) -> bool {
+        self.m > 0
+    }
+
+    fn is_negative(self) -> bool {
+        self.m < 0
+    }
+
+    fn round(self, decimals: u8, mode: Round) -> Option<i128> {
         if decimals >= self.scale {
             return self.m.checked_mul(pow10_small(decimals - self.scale)?);
         }
@@ -125,16 +160,12 @@ impl Small {
         Some(super::exact::div_round_small(self.m, d, mode))
     }
 
-    pub(crate) fn floor(self, decimals: u8) -> Option<i128> {
-        self.round(decimals, Round::Floor)
-    }
-
-    /// `(self * o).round(decimals, mode)` (`Exact::times` then `round`), also where the
-    /// product itself leaves i128 but the rounded figure does not (a PnL at the funding scale
-    /// times a weight): with `e1 = scale - decimals` and `e2 = o.scale`, `self = q 10^e1 + r`
-    /// and `q o = x1 10^e2 + x0` (Euclidean), the product is `x1 + (x0 10^e1 + r o) /
-    /// 10^(e1 + e2)`, every part in i128 while `e1 + e2 <= 38`. Floor and ceil only; `o >= 0`.
-    pub(crate) fn times_round(self, o: Small, decimals: u8, mode: Round) -> Option<i128> {
+    /// Also where the product itself leaves i128 but the rounded figure does not (a PnL at the
+    /// funding scale times a weight): with `e1 = scale - decimals` and `e2 = o.scale`,
+    /// `self = q 10^e1 + r` and `q o = x1 10^e2 + x0` (Euclidean), the product is
+    /// `x1 + (x0 10^e1 + r o) / 10^(e1 + e2)`, every part in i128 while `e1 + e2 <= 38`.
+    /// Floor and ceil only; `o >= 0`.
+    fn times_round(self, o: Small, decimals: u8, mode: Round) -> Option<i128> {
         let product = self.times(o);
         if product.is_some() || checked_scale(self.scale, o.scale).is_none() {
             return product?.round(decimals, mode);
@@ -151,110 +182,51 @@ impl Small {
         let fraction = x0.checked_mul(p1)?.checked_add(r.checked_mul(o.m)?)?;
         x1.checked_add(super::exact::div_round_small(fraction, p12, mode))
     }
-
-    pub(crate) fn ceil(self, decimals: u8) -> Option<i128> {
-        self.round(decimals, Round::Ceil)
-    }
-}
-
-/// The arithmetic a valuation is written in, so that one text serves both number types: the
-/// hot path runs it on `Small` and, where that declines, again on `Exact`.
-pub(crate) trait Term: Copy {
-    const ZERO: Self;
-    fn new(v: i128, scale: u8) -> Self;
-    fn product_i64(a: i64, sa: u8, b: i64, sb: u8) -> Option<Self>;
-    fn plus(self, o: Self) -> Option<Self>;
-    fn minus(self, o: Self) -> Option<Self>;
-    fn times(self, o: Self) -> Option<Self>;
-    fn abs(self) -> Option<Self>;
-    fn half(self) -> Option<Self>;
-    fn min(self, o: Self) -> Option<Self>;
-    fn is_positive(self) -> bool;
-    fn floor(self, decimals: u8) -> Option<i128>;
-    fn ceil(self, decimals: u8) -> Option<i128>;
-    /// `self.times(o)` rounded once.
-    fn times_round(self, o: Self, decimals: u8, mode: Round) -> Option<i128>;
-}
-
-impl Term for Small {
-    const ZERO: Small = Small::ZERO;
-    fn new(v: i128, scale: u8) -> Small {
-        Small::new(v, scale)
-    }
-    fn product_i64(a: i64, sa: u8, b: i64, sb: u8) -> Option<Small> {
-        Small::product_i64(a, sa, b, sb)
-    }
-    fn plus(self, o: Small) -> Option<Small> {
-        Small::plus(self, o)
-    }
-    fn minus(self, o: Small) -> Option<Small> {
-        Small::minus(self, o)
-    }
-    fn times(self, o: Small) -> Option<Small> {
-        Small::times(self, o)
-    }
-    fn abs(self) -> Option<Small> {
-        Small::abs(self)
-    }
-    fn half(self) -> Option<Small> {
-        Small::half(self)
-    }
-    fn min(self, o: Small) -> Option<Small> {
-        Small::min(self, o)
-    }
-    fn is_positive(self) -> bool {
-        Small::is_positive(self)
-    }
-    fn floor(self, decimals: u8) -> Option<i128> {
-        Small::floor(self, decimals)
-    }
-    fn ceil(self, decimals: u8) -> Option<i128> {
-        Small::ceil(self, decimals)
-    }
-    fn times_round(self, o: Small, decimals: u8, mode: Round) -> Option<i128> {
-        Small::times_round(self, o, decimals, mode)
-    }
 }
 
 impl Term for Exact {
     const ZERO: Exact = Exact::ZERO;
+
     fn new(v: i128, scale: u8) -> Exact {
         Exact::new(v, scale)
     }
+
     fn product_i64(a: i64, sa: u8, b: i64, sb: u8) -> Option<Exact> {
         Exact::new(i128::from(a), sa)
             .times(Exact::new(i128::from(b), sb))
             .ok()
     }
+
     fn plus(self, o: Exact) -> Option<Exact> {
         Exact::plus(self, o).ok()
     }
-    fn minus(self, o: Exact) -> Option<Exact> {
-        Exact::minus(self, o).ok()
+
+    fn negate(self) -> Option<Exact> {
+        Exact::negate(self).ok()
     }
+
     fn times(self, o: Exact) -> Option<Exact> {
         Exact::times(self, o).ok()
     }
-    fn abs(self) -> Option<Exact> {
-        Exact::abs(self).ok()
-    }
+
     fn half(self) -> Option<Exact> {
         Exact::half(self).ok()
     }
+
     fn min(self, o: Exact) -> Option<Exact> {
         Exact::min(self, o).ok()
     }
+
     fn is_positive(self) -> bool {
         Exact::is_positive(&self)
     }
-    fn floor(self, decimals: u8) -> Option<i128> {
-        Exact::floor(self, decimals).ok()
+
+    fn is_negative(self) -> bool {
+        Exact::is_negative(&self)
     }
-    fn ceil(self, decimals: u8) -> Option<i128> {
-        Exact::ceil(self, decimals).ok()
-    }
-    fn times_round(self, o: Exact, decimals: u8, mode: Round) -> Option<i128> {
-        Exact::times(self, o).ok()?.round(decimals, mode).ok()
+
+    fn round(self, decimals: u8, mode: Round) -> Option<i128> {
+        Exact::round(self, decimals, mode).ok()
     }
 }
 
