@@ -428,21 +428,29 @@ fn nats_killed_and_restarted_mid_stream_loses_nothing_acknowledged() {
     let follower_dir = dir.path().join("follower");
     let mut f = follower(&follower_dir, &url, "venue-b", false);
     let mut restarted = false;
+    let mut restart: Option<std::thread::JoinHandle<Nats>> = None;
     let mut acked = 0;
     while acked < n {
         let from = resume_seq(&addr);
         acked = feed(&addr, &lines, from, |seq| {
             if !restarted && seq >= n / 3 {
-                // Kill -9 nats-server under load, restart it on the same store.
+                // Kill -9 nats-server under load and restart it on the same store half a
+                // second later, while the feed goes on: the primary has inputs to replicate
+                // during the outage however fast it keeps up.
                 nats.proc.kill9();
-                std::thread::sleep(Duration::from_millis(500));
-                nats = Nats::start(&nats.store.clone(), port);
+                let store = nats.store.clone();
+                restart = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(500));
+                    Nats::start(&store, port)
+                }));
                 restarted = true;
             }
             false
         });
     }
     assert!(restarted);
+    // The restarted server lives until the end of the test.
+    let _nats_again = restart.map(|h| h.join().expect("nats-server restarted"));
     if output_seq(&follower_dir) < n {
         std::thread::sleep(Duration::from_secs(20));
     }
