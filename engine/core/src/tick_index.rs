@@ -21,6 +21,7 @@ use crate::health::MaintHealth;
 use crate::ids::{AccountId, AssetId, MarketId};
 use crate::num::{Exact, Overflow, Ratio, Round, RATIO_DECIMALS};
 use crate::ordered::OrderedSet;
+use crate::ranged::RangedSet;
 use crate::state::State;
 use ethnum::I256;
 use rustc_hash::FxHashMap;
@@ -144,15 +145,15 @@ impl BandEnd for (i128, BucketKey) {
 /// superset of the truth (an extra visit, never a miss).
 #[derive(Clone, Debug)]
 struct BandSet<E> {
-    lower: OrderedSet<E>,
-    upper: OrderedSet<E>,
+    lower: RangedSet<E>,
+    upper: RangedSet<E>,
 }
 
 impl<E> Default for BandSet<E> {
     fn default() -> Self {
         BandSet {
-            lower: OrderedSet::default(),
-            upper: OrderedSet::default(),
+            lower: RangedSet::default(),
+            upper: RangedSet::default(),
         }
     }
 }
@@ -186,13 +187,19 @@ impl<E: BandEnd> BandSet<E> {
 
     fn apply(&mut self, op: EndOp, end: i128, bucket: BucketKey) {
         let e = E::new(end, bucket);
-        let done = match op {
-            EndOp::InsertLower => self.lower.insert(e),
-            EndOp::InsertUpper => self.upper.insert(e),
-            EndOp::RemoveLower => self.lower.remove(&e),
-            EndOp::RemoveUpper => self.upper.remove(&e),
-        };
-        debug_assert!(done, "one end per bucket, driver and side, stored once");
+        // One end per bucket, driver and side, stored once (`insert_new` checks in debug builds).
+        match op {
+            EndOp::InsertLower => self.lower.insert_new(e),
+            EndOp::InsertUpper => self.upper.insert_new(e),
+            EndOp::RemoveLower => {
+                let done = self.lower.remove(&e);
+                debug_assert!(done, "a removed lower end was stored");
+            }
+            EndOp::RemoveUpper => {
+                let done = self.upper.remove(&e);
+                debug_assert!(done, "a removed upper end was stored");
+            }
+        }
     }
 
     fn len(&self) -> usize {
