@@ -22,6 +22,8 @@
 
 use crate::account::{Bucket, Slot};
 use crate::ids::{AccountId, AssetId, MarketId};
+use crate::num::pow10div::div_round_pow10;
+use crate::num::Round;
 use crate::scratch::{Counterparty, Ranked};
 use crate::state::State;
 use ethnum::I256;
@@ -35,6 +37,7 @@ pub(crate) const SNAPS_MAX: usize = 64;
 /// exactly whenever prices moved since its snapshot.
 const UNBOUNDED: i128 = i128::MAX;
 const ATTO: i128 = 1_000_000_000_000_000_000;
+const ATTO_DECIMALS: u8 = 18;
 
 /// How a bucket's equity moves per unit of one driver: the net signed coefficient of its
 /// terms in atto native quote units (exact but for a truncated collateral weight: the exact
@@ -588,20 +591,26 @@ fn moved(c: i128, mv: Move) -> Option<(i128, i128)> {
         return None;
     }
     let x = c.checked_mul(mv.by)?;
-    let lo = x.div_euclid(mv.per);
-    let hi = lo + i128::from(x.rem_euclid(mv.per) != 0);
-    // A truncated coefficient is short by less than one atto per unit moved.
-    let slack = mv.by.checked_abs()? / mv.per + 1;
+    // Prices move in whole ticks (`per` 1): no 128-bit division for those.
+    let (lo, hi, slack) = if mv.per == 1 {
+        (x, x, mv.by.checked_abs()?.checked_add(1)?)
+    } else {
+        let lo = x.div_euclid(mv.per);
+        let hi = lo + i128::from(x.rem_euclid(mv.per) != 0);
+        (lo, hi, mv.by.checked_abs()? / mv.per + 1)
+    };
+    // A truncated coefficient is short by less than one atto per unit moved (the slack).
     Some((lo.checked_sub(slack)?, hi.checked_add(slack)?))
 }
 
 /// Native units of an atto amount, rounded down and up.
 fn units_floor(atto: i128) -> i128 {
-    atto.div_euclid(ATTO)
+    // Never None: 10^18 is in the table.
+    div_round_pow10(atto, ATTO_DECIMALS, Round::Floor).unwrap_or(i128::MIN)
 }
 
 fn units_ceil(atto: i128) -> Option<i128> {
-    atto.checked_neg().map(|n| -n.div_euclid(ATTO))
+    div_round_pow10(atto, ATTO_DECIMALS, Round::Ceil)
 }
 
 /// The scale of heap keys: a ratio times 2^32, rounded up.

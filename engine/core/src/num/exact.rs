@@ -302,8 +302,10 @@ impl Exact {
             };
         }
         let k = self.scale - decimals;
-        if let (Mant::Small(n), Some(d)) = (self.m, pow10_small(k)) {
-            return Ok(div_round_small(n, d, mode));
+        if let Mant::Small(n) = self.m {
+            if let Some(q) = super::pow10div::div_round_pow10(n, k, mode) {
+                return Ok(q);
+            }
         }
         let v = div_round(self.m.wide(), pow10(k)?, mode)?;
         i128::try_from(v).map_err(|_| Overflow)

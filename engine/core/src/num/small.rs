@@ -9,6 +9,7 @@
 //! only on `None` keeps the set of rejected inputs the same as well as the figures.
 
 use super::exact::{pow10_small, EXACT_SCALE_MAX};
+use super::pow10div::{div_rem_euclid_pow10, div_round_pow10};
 use super::{Exact, Round};
 use std::cmp::Ordering;
 
@@ -156,8 +157,7 @@ impl Term for Small {
         if decimals >= self.scale {
             return self.m.checked_mul(pow10_small(decimals - self.scale)?);
         }
-        let d = pow10_small(self.scale - decimals)?;
-        Some(super::exact::div_round_small(self.m, d, mode))
+        div_round_pow10(self.m, self.scale - decimals, mode)
     }
 
     /// Also where the product itself leaves i128 but the rounded figure does not (a PnL at the
@@ -174,13 +174,12 @@ impl Term for Small {
             return None;
         }
         let e1 = self.scale.checked_sub(decimals)?;
-        let (p1, p2) = (pow10_small(e1)?, pow10_small(o.scale)?);
-        let p12 = pow10_small(e1.checked_add(o.scale)?)?;
-        let (q, r) = (self.m.div_euclid(p1), self.m.rem_euclid(p1));
+        let p1 = pow10_small(e1)?;
+        let (q, r) = div_rem_euclid_pow10(self.m, e1)?;
         let x = q.checked_mul(o.m)?;
-        let (x1, x0) = (x.div_euclid(p2), x.rem_euclid(p2));
+        let (x1, x0) = div_rem_euclid_pow10(x, o.scale)?;
         let fraction = x0.checked_mul(p1)?.checked_add(r.checked_mul(o.m)?)?;
-        x1.checked_add(super::exact::div_round_small(fraction, p12, mode))
+        x1.checked_add(div_round_pow10(fraction, e1.checked_add(o.scale)?, mode)?)
     }
 }
 
