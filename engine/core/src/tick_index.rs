@@ -7,8 +7,10 @@
 //! while the buffer `equity_maint - r * mm` stays >= 0 (and, once under, while it stays < 0 and
 //! `health_maint` stays >= 0). MaintHealth is linear in each price while the others hold, so a
 //! conservative rate per unit of each driver bounds how fast the buffer can shrink; the buffer
-//! (less a slop for per-term rounding) is shared equally among the drivers, and each driver's
-//! band is its share over its rate. Moves inside all bands together cannot exhaust the buffer.
+//! (less a slop for per-term rounding) is shared among the drivers (the prices' part in
+//! proportion to each price's exposure, so that all price bands are one fraction of their price
+//! wide), and each driver's band is its share over its rate. Moves inside all bands together
+//! cannot exhaust the buffer.
 //! A re-banded bucket keeps its stored bands whole while their reach from the current values,
 //! at the current rates, still fits its new buffer (a fill or a deposit mostly moves nothing).
 //!
@@ -673,35 +675,53 @@ impl Bands {
         Ok(buffer)
     }
 
-    /// Fresh bands for `self.drivers`: each its even share of the buffer over its rate.
+    /// Fresh bands for `self.drivers`. Each funding driver gets an even share of the buffer
+    /// (prices weigh `PRICE_WEIGHT` times as much); the prices' part is split in proportion to
+    /// each price's exposure, rate x price, so that every price band is the same fraction of
+    /// its price wide. An even split would make the band of the largest exposure the
+    /// narrowest relative to its price, and that one would be crossed most. Each share over
+    /// its rate is the band's half-width, so moves inside all bands together use at most the
+    /// buffer.
     fn bands_from_drivers(&self, state: &State, buffer: i128, out: &mut Vec<Band>) {
         out.clear();
         if self.drivers.is_empty() {
             return;
         }
-        let weights: i128 = self
+        let prices = self
             .drivers
             .iter()
-            .map(|(d, _)| {
-                if matches!(d, Driver::Price(_)) {
-                    PRICE_WEIGHT
-                } else {
-                    1
+            .filter(|(d, _)| matches!(d, Driver::Price(_)))
+            .count() as i128;
+        let weights = PRICE_WEIGHT * prices + (self.drivers.len() as i128 - prices);
+        let unit = buffer / weights;
+        // Σ rate x price over the price drivers (None: too large to split by; split evenly).
+        let exposure = self
+            .drivers
+            .iter()
+            .try_fold(0i128, |sum, &(d, rate)| match d {
+                Driver::Price(_) => {
+                    sum.checked_add(rate.checked_mul(driver_value(state, d).max(1))?)
                 }
-            })
-            .sum();
+                Driver::Funding(_) => Some(sum),
+            });
         for &(driver, rate) in &self.drivers {
-            let w = if matches!(driver, Driver::Price(_)) {
-                PRICE_WEIGHT
-            } else {
-                1
-            };
-            let share = buffer / weights * w;
-            // half-width = floor(share / rate), rate in atto units.
-            let half = crate::num::mul_div(share, ATTO, rate.max(1), Round::Floor)
-                .unwrap_or(0)
-                .min(i128::MAX / 4);
             let centre = driver_value(state, driver);
+            let even = |w: i128| {
+                crate::num::mul_div(unit * w, ATTO, rate.max(1), Round::Floor).unwrap_or(0)
+            };
+            // half-width = floor(share / rate), rate in atto units: for a price,
+            // floor(price share x atto x price / exposure), the rate cancelling.
+            let half = match (driver, exposure) {
+                (Driver::Funding(_), _) => even(1),
+                (Driver::Price(_), Some(e)) if e > 0 => ATTO
+                    .checked_mul(centre.max(1))
+                    .and_then(|k| {
+                        crate::num::mul_div(unit * PRICE_WEIGHT * prices, k, e, Round::Floor).ok()
+                    })
+                    .unwrap_or(0),
+                (Driver::Price(_), _) => even(PRICE_WEIGHT),
+            }
+            .min(i128::MAX / 4);
             out.push(Band {
                 driver,
                 lo: centre.saturating_sub(half),
@@ -1003,6 +1023,58 @@ mod tests {
                 "seed {seed}: {bad} of {checked} corners flip the status"
             );
         }
+    }
+
+    /// Fresh bands spend at most the buffer (Σ rate x half-width), and the price bands of a
+    /// bucket are one fraction of their prices wide (to within a tick of rounding).
+    #[test]
+    fn fresh_bands_split_the_buffer_by_exposure() {
+        let (mut buckets, mut multi) = (0, 0);
+        for seed in 1..=6 {
+            let e = crate::portfolio::tests::venue(seed, 400);
+            let st = &e.state;
+            let mut bands = Bands::default();
+            let mut buf = Vec::new();
+            for acc in &st.accounts {
+                let mut b = acc.cross.clone();
+                b.portfolio = false;
+                if !b.has_positions() || b.is_liquidating() || b.margin_called {
+                    continue;
+                }
+                let h = st.bucket_maint_plain(&b).unwrap();
+                let buffer = bands.safe_bands(st, &b, &h, &mut buf).unwrap();
+                let rate = |d: Driver| bands.drivers.iter().find(|x| x.0 == d).unwrap().1;
+                let spent = buf.iter().try_fold(I256::ZERO, |sum, band| {
+                    let reach = (band.hi - band.centre).max(band.centre - band.lo);
+                    Some(sum + I256::from(rate(band.driver)) * I256::from(reach))
+                });
+                let spent = spent.unwrap();
+                assert!(
+                    spent <= I256::from(buffer) * I256::from(ATTO),
+                    "within the buffer"
+                );
+                let prices: Vec<&Band> = buf
+                    .iter()
+                    .filter(|x| matches!(x.driver, Driver::Price(_)) && x.centre > 0)
+                    .collect();
+                for pair in prices.windows(2) {
+                    let (a, b) = (pair[0], pair[1]);
+                    let cross = I256::from(a.hi - a.centre) * I256::from(b.centre)
+                        - I256::from(b.hi - b.centre) * I256::from(a.centre);
+                    let tick = I256::from(a.centre.max(b.centre));
+                    assert!(
+                        cross.abs() <= tick,
+                        "price bands equally wide relative to price"
+                    );
+                }
+                buckets += 1;
+                multi += usize::from(prices.len() > 1);
+            }
+        }
+        assert!(
+            buckets >= 40 && multi >= 20,
+            "{buckets} buckets, {multi} with several prices"
+        );
     }
 
     /// The planted mutation: bands of portfolio buckets drawn with the standard rates.
