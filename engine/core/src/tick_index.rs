@@ -21,6 +21,7 @@
 use crate::account::{Bucket, Slot};
 use crate::health::MaintHealth;
 use crate::ids::{AccountId, AssetId, MarketId};
+use crate::num::mul::{mul_i128, mul_sat_i128};
 use crate::num::{Exact, Overflow, Ratio, Round, RATIO_DECIMALS};
 use crate::ordered::OrderedSet;
 use crate::ranged::RangedSet;
@@ -268,10 +269,7 @@ fn still_hold(
         if below < 0 || above < 0 {
             return false;
         }
-        match rate
-            .checked_mul(below.max(above))
-            .and_then(|m| used.checked_add(m))
-        {
+        match mul_i128(rate, below.max(above)).and_then(|m| used.checked_add(m)) {
             Some(u) if u <= budget => used = u,
             _ => return false,
         }
@@ -758,12 +756,12 @@ impl Bands {
             add(
                 &mut self.drivers,
                 Driver::Price(base),
-                lots.saturating_mul(per_lot),
+                mul_sat_i128(lots, per_lot),
             );
             add(
                 &mut self.drivers,
                 Driver::Funding(p.market),
-                lots.saturating_mul(rates.funding_per_lot),
+                mul_sat_i128(lots, rates.funding_per_lot),
             );
         }
         let quote = state.quote();
@@ -773,7 +771,7 @@ impl Bands {
             &self.asset_rates
         };
         for (asset, balance) in bucket.non_quote_assets(quote) {
-            let rate = balance.0.abs().saturating_mul(asset_rates[asset.index()]);
+            let rate = mul_sat_i128(balance.0.abs(), asset_rates[asset.index()]);
             add(&mut self.drivers, Driver::Price(asset), rate);
         }
     }

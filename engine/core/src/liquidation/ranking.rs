@@ -22,6 +22,7 @@
 
 use crate::account::{Bucket, Slot};
 use crate::ids::{AccountId, AssetId, MarketId};
+use crate::num::mul::mul_i128;
 use crate::num::pow10div::div_round_pow10;
 use crate::num::Round;
 use crate::scratch::{Counterparty, Ranked};
@@ -85,7 +86,7 @@ pub(crate) struct Frac {
 
 /// a / b against c / d (b, d >= 1), exactly.
 pub(crate) fn cmp_ratio(a: i128, b: i128, c: i128, d: i128) -> Ordering {
-    match (a.checked_mul(d), c.checked_mul(b)) {
+    match (mul_i128(a, d), mul_i128(c, b)) {
         (Some(l), Some(r)) => l.cmp(&r),
         _ => (I256::from(a) * I256::from(d)).cmp(&(I256::from(c) * I256::from(b))),
     }
@@ -590,7 +591,7 @@ fn moved(c: i128, mv: Move) -> Option<(i128, i128)> {
     if c == UNBOUNDED || mv.per <= 0 {
         return None;
     }
-    let x = c.checked_mul(mv.by)?;
+    let x = mul_i128(c, mv.by)?;
     // Prices move in whole ticks (`per` 1): no 128-bit division for those.
     let (lo, hi, slack) = if mv.per == 1 {
         (x, x, mv.by.checked_abs()?.checked_add(1)?)

@@ -87,7 +87,7 @@ impl Mant {
 
     fn mul(self, o: Mant) -> Result<Mant, Overflow> {
         if let (Mant::Small(a), Mant::Small(b)) = (self, o) {
-            if let Some(v) = a.checked_mul(b) {
+            if let Some(v) = super::mul::mul_i128(a, b) {
                 return Ok(Mant::Small(v));
             }
         }
@@ -368,7 +368,7 @@ pub fn mul_div(a: i128, b: i128, d: i128, mode: Round) -> Result<i128, Overflow>
     if d <= 0 {
         return Err(Overflow);
     }
-    if let Some(n) = a.checked_mul(b) {
+    if let Some(n) = super::mul::mul_i128(a, b) {
         return Ok(div_round_small(n, d, mode));
     }
     let n = I256::from(a).checked_mul(I256::from(b)).ok_or(Overflow)?;

@@ -3,6 +3,7 @@
 
 pub mod decimal;
 pub mod exact;
+pub(crate) mod mul;
 pub(crate) mod pow10div;
 pub(crate) mod small;
 pub mod units;

@@ -9,6 +9,7 @@
 //! only on `None` keeps the set of rejected inputs the same as well as the figures.
 
 use super::exact::{pow10_small, EXACT_SCALE_MAX};
+use super::mul::mul_i128;
 use super::pow10div::{div_rem_euclid_pow10, div_round_pow10};
 use super::{Exact, Round};
 use std::cmp::Ordering;
@@ -78,7 +79,7 @@ impl Small {
             return Some(self);
         }
         Some(Small {
-            m: self.m.checked_mul(pow10_small(k)?)?,
+            m: mul_i128(self.m, pow10_small(k)?)?,
             scale,
         })
     }
@@ -124,14 +125,14 @@ impl Term for Small {
 
     fn times(self, o: Small) -> Option<Small> {
         Some(Small {
-            m: self.m.checked_mul(o.m)?,
+            m: mul_i128(self.m, o.m)?,
             scale: checked_scale(self.scale, o.scale)?,
         })
     }
 
     fn half(self) -> Option<Small> {
         Some(Small {
-            m: self.m.checked_mul(5)?,
+            m: mul_i128(self.m, 5)?,
             scale: checked_scale(self.scale, 1)?,
         })
     }
@@ -155,7 +156,7 @@ impl Term for Small {
 
     fn round(self, decimals: u8, mode: Round) -> Option<i128> {
         if decimals >= self.scale {
-            return self.m.checked_mul(pow10_small(decimals - self.scale)?);
+            return mul_i128(self.m, pow10_small(decimals - self.scale)?);
         }
         div_round_pow10(self.m, self.scale - decimals, mode)
     }
@@ -176,9 +177,9 @@ impl Term for Small {
         let e1 = self.scale.checked_sub(decimals)?;
         let p1 = pow10_small(e1)?;
         let (q, r) = div_rem_euclid_pow10(self.m, e1)?;
-        let x = q.checked_mul(o.m)?;
+        let x = mul_i128(q, o.m)?;
         let (x1, x0) = div_rem_euclid_pow10(x, o.scale)?;
-        let fraction = x0.checked_mul(p1)?.checked_add(r.checked_mul(o.m)?)?;
+        let fraction = mul_i128(x0, p1)?.checked_add(mul_i128(r, o.m)?)?;
         x1.checked_add(div_round_pow10(fraction, e1.checked_add(o.scale)?, mode)?)
     }
 }
