@@ -11,6 +11,12 @@
 //! proportion to each price's exposure, so that all price bands are one fraction of their price
 //! wide), and each driver's band is its share over its rate. Moves inside all bands together
 //! cannot exhaust the buffer.
+//! A bucket that only a fall of its buffer can change (standard, neither margin-called nor in
+//! liquidation) has one-sided rates: a long's buffer shrinks as its price falls (at its PnL
+//! rate) and as the price rises only by what its requirement outgrows its PnL (for
+//! r x mmf_max < 1, never), so its upper price end and its lower funding end are free: never
+//! crossed, never moved. Rates net across the positions and collateral on one driver. Other
+//! buckets guard both ways and count a move either way at the faster rate.
 //! A re-banded bucket keeps its stored bands whole while their reach from the current values,
 //! at the current rates, still fits its new buffer (a fill or a deposit mostly moves nothing).
 //!
@@ -56,6 +62,58 @@ struct Stored {
 }
 
 const _: () = assert!(std::mem::size_of::<Stored>() == 48);
+
+/// How fast a driver can shrink a bucket's buffer (atto native quote per tick or funding
+/// unit), moving down and moving up; 0 where a move that way cannot shrink it, whose band end
+/// is then [`END_FREE`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct DriverRate {
+    driver: Driver,
+    down: i128,
+    up: i128,
+}
+
+impl DriverRate {
+    /// The faster way: what the driver's share of the buffer is sized by.
+    fn fastest(&self) -> i128 {
+        self.down.max(self.up)
+    }
+}
+
+/// A driver's signed rates while they are summed, per way (a gain is negative); None once a
+/// sum left i128, which then counts as the fastest rate there is.
+#[derive(Clone, Copy, Debug)]
+struct Net {
+    down: Option<i128>,
+    up: Option<i128>,
+}
+
+impl Net {
+    /// `lots` lots at per-lot rates `[down, up]`.
+    fn of(lots: i128, per_lot: [i128; 2]) -> Net {
+        Net {
+            down: mul_i128(lots, per_lot[0]),
+            up: mul_i128(lots, per_lot[1]),
+        }
+    }
+
+    fn add(&mut self, o: Net) {
+        self.down = self.down.zip(o.down).and_then(|(a, b)| a.checked_add(b));
+        self.up = self.up.zip(o.up).and_then(|(a, b)| a.checked_add(b));
+    }
+
+    /// The rate each way, none below 0.
+    fn rate(self, driver: Driver) -> DriverRate {
+        DriverRate {
+            driver,
+            down: self.down.map_or(i128::MAX, |x| x.max(0)),
+            up: self.up.map_or(i128::MAX, |x| x.max(0)),
+        }
+    }
+}
+
+/// The end of a band on a side the driver cannot hurt from: never reached.
+const END_FREE: i128 = i128::MAX / 4;
 
 /// A bucket as the band sets store it: its account's position in `State::accounts` (stable:
 /// accounts are never removed) in the high half, its slot (0 cross, 1 + market isolated) in the
@@ -247,7 +305,7 @@ impl Sets {
 /// the buffer shrank by a quarter.
 fn still_hold(
     stored: &[Stored],
-    rates: &[(Driver, i128)],
+    rates: &[DriverRate],
     value: impl Fn(Driver) -> i128,
     buffer: i128,
 ) -> bool {
@@ -258,18 +316,31 @@ fn still_hold(
         return false;
     };
     let mut used: i128 = 0;
-    for &(driver, rate) in rates {
-        let Some(o) = stored.iter().find(|o| o.driver == driver) else {
+    for r in rates {
+        let Some(o) = stored.iter().find(|o| o.driver == r.driver) else {
             return false;
         };
-        let v = value(driver);
+        let v = value(r.driver);
         let (Some(below), Some(above)) = (v.checked_sub(o.lo), o.hi.checked_sub(v)) else {
             return false;
         };
         if below < 0 || above < 0 {
             return false;
         }
-        match mul_i128(rate, below.max(above)).and_then(|m| used.checked_add(m)) {
+        // The farther the driver can go the way that hurts, at that way's rate (a free end is
+        // far, at rate 0).
+        let reach_at = |rate: i128, by: i128| {
+            if rate == 0 {
+                Some(0)
+            } else {
+                mul_i128(rate, by)
+            }
+        };
+        let reach = reach_at(r.down, below).zip(reach_at(r.up, above));
+        match reach
+            .map(|(d, u)| d.max(u))
+            .and_then(|m| used.checked_add(m))
+        {
             Some(u) if u <= budget => used = u,
             _ => return false,
         }
@@ -299,6 +370,10 @@ struct MarketRates {
     price_per_lot: i128,
     /// Per lot per unit of the funding index.
     funding_per_lot: i128,
+    /// One-sided rates per lot, signed (a gain negative), [down, up] for the price and then for
+    /// the funding index: of a long, and of a short.
+    long: [[i128; 2]; 2],
+    short: [[i128; 2]; 2],
     /// Per lot per tick in a portfolio bucket: |s| moves u, and max(r, le_factor) times the
     /// fastest the floor or a weighted scenario loss moves per unit of notional (max of
     /// pm_min_rate and weight x |move| of the base) moves the requirement.
@@ -317,7 +392,9 @@ pub(crate) struct Bands {
     /// max(r, le_factor) x weight x |move| for its scenario terms.
     pm_asset_rates: Vec<i128>,
     rates_epoch: Option<u64>,
-    drivers: Vec<(Driver, i128)>,
+    drivers: Vec<DriverRate>,
+    /// Scratch for `collect_drivers`: each driver's sides while they are summed.
+    summing: Vec<(Driver, Net)>,
     /// Buckets whose bands could not be computed, or whose auction may run out any moment:
     /// visited on every event instead (never dropped from view).
     pub(crate) unbanded: OrderedSet<(AccountId, Slot)>,
@@ -433,9 +510,17 @@ impl Bands {
             }
         }
         for s in safe {
-            // A quarter of the half-width in from each safe end.
-            let inset = (s.hi - s.lo) / 8;
-            let (lo, hi) = (s.lo + inset, s.hi - inset);
+            // A quarter of the half-width in from each safe end (a free end stays free).
+            let lo = if s.lo == -END_FREE {
+                s.lo
+            } else {
+                s.lo + (s.centre - s.lo) / 4
+            };
+            let hi = if s.hi == END_FREE {
+                s.hi
+            } else {
+                s.hi - (s.hi - s.centre) / 4
+            };
             let sets = &mut self.sets;
             let Some(o) = stored.iter_mut().find(|o| o.driver == s.driver) else {
                 sets.apply(s.driver, EndOp::InsertLower, lo, bucket);
@@ -583,9 +668,28 @@ impl Bands {
                 .times(Exact::new(1, cfg.size_decimals))?
                 .times(Exact::new(1, base.price_scale))?
                 .times(Exact::int(1).plus(pm_fraction)?)?;
+            let pnl_per_lot_tick = quote_atto
+                .times(Exact::new(1, cfg.size_decimals))?
+                .times(Exact::new(1, base.price_scale))?;
+            let price_per_lot = per_lot_tick.ceil(0)?.max(1);
+            let funding_per_lot = per_lot_unit.ceil(0)?.max(1);
+            // A long's PnL falls with its price (a loss, rounded up) and rises with it (a
+            // gain, rounded down), while its requirement grows at most at r x mmf_max as the
+            // price rises and never as it falls; it owes more as funding rises. A short the
+            // other way round, its requirement growing as the price rises all the same.
+            let (pnl_gain, pnl_loss) = (pnl_per_lot_tick.floor(0)?, pnl_per_lot_tick.ceil(0)?);
+            let mm_per_lot = pnl_per_lot_tick.times(mm)?.ceil(0)?;
+            let owed_gain = per_lot_unit.floor(0)?;
+            let long = [
+                [pnl_loss, mm_per_lot - pnl_gain],
+                [-owed_gain, funding_per_lot],
+            ];
+            let short = [[-pnl_gain, price_per_lot], [funding_per_lot, -owed_gain]];
             self.market_rates.push(MarketRates {
-                price_per_lot: per_lot_tick.ceil(0)?.max(1),
-                funding_per_lot: per_lot_unit.ceil(0)?.max(1),
+                price_per_lot,
+                funding_per_lot,
+                long,
+                short,
                 pm_price_per_lot: pm_per_lot_tick.ceil(0)?.max(1),
             });
         }
@@ -677,9 +781,10 @@ impl Bands {
     /// (prices weigh `PRICE_WEIGHT` times as much); the prices' part is split in proportion to
     /// each price's exposure, rate x price, so that every price band is the same fraction of
     /// its price wide. An even split would make the band of the largest exposure the
-    /// narrowest relative to its price, and that one would be crossed most. Each share over
-    /// its rate is the band's half-width, so moves inside all bands together use at most the
-    /// buffer.
+    /// narrowest relative to its price, and that one would be crossed most. A share over the
+    /// faster way's rate is the half-width that way; the other way, at a slower rate, reaches
+    /// as far as the same share allows (free where it cannot hurt). So moves inside all bands
+    /// together use at most the buffer.
     fn bands_from_drivers(&self, state: &State, buffer: i128, out: &mut Vec<Band>) {
         out.clear();
         if self.drivers.is_empty() {
@@ -688,21 +793,21 @@ impl Bands {
         let prices = self
             .drivers
             .iter()
-            .filter(|(d, _)| matches!(d, Driver::Price(_)))
+            .filter(|r| matches!(r.driver, Driver::Price(_)))
             .count() as i128;
         let weights = PRICE_WEIGHT * prices + (self.drivers.len() as i128 - prices);
         let unit = buffer / weights;
         // Σ rate x price over the price drivers (None: too large to split by; split evenly).
-        let exposure = self
-            .drivers
-            .iter()
-            .try_fold(0i128, |sum, &(d, rate)| match d {
-                Driver::Price(_) => {
-                    sum.checked_add(rate.checked_mul(driver_value(state, d).max(1))?)
-                }
-                Driver::Funding(_) => Some(sum),
-            });
-        for &(driver, rate) in &self.drivers {
+        let exposure =
+            self.drivers
+                .iter()
+                .try_fold(0i128, |sum, r| match r.driver {
+                    Driver::Price(_) => sum
+                        .checked_add(mul_i128(r.fastest(), driver_value(state, r.driver).max(1))?),
+                    Driver::Funding(_) => Some(sum),
+                });
+        for r in &self.drivers {
+            let (driver, rate) = (r.driver, r.fastest());
             let centre = driver_value(state, driver);
             let even = |w: i128| {
                 crate::num::mul_div(unit * w, ATTO, rate.max(1), Round::Floor).unwrap_or(0)
@@ -719,50 +824,68 @@ impl Bands {
                     .unwrap_or(0),
                 (Driver::Price(_), _) => even(PRICE_WEIGHT),
             }
-            .min(i128::MAX / 4);
+            .min(END_FREE);
+            // The same share at a slower rate reaches half x rate / slower.
+            let reach = |slower: i128| -> Option<i128> {
+                match slower {
+                    0 => None,
+                    s if s == rate => Some(half),
+                    s => Some(
+                        crate::num::mul_div(half, rate, s, Round::Floor)
+                            .map_or(END_FREE, |x| x.min(END_FREE)),
+                    ),
+                }
+            };
             out.push(Band {
                 driver,
-                lo: centre.saturating_sub(half),
-                hi: centre.saturating_add(half),
+                lo: reach(r.down).map_or(-END_FREE, |h| centre.saturating_sub(h)),
+                hi: reach(r.up).map_or(END_FREE, |h| centre.saturating_add(h)),
                 centre,
             });
         }
     }
 
-    /// Each driver of a bucket with its rate (atto native per tick or funding unit).
+    /// Each driver of a bucket with its rates (atto native per tick or funding unit). A bucket
+    /// that only a fall of its buffer can change (standard, neither margin-called nor in
+    /// liquidation) counts each move the way it goes: a long loses as its price falls and as
+    /// funding rises, and gains the other way (its requirement only grows with its notional).
+    /// Every other bucket counts a move either way at the fastest rate of the two.
     fn collect_drivers(&mut self, state: &State, bucket: &Bucket) {
         self.drivers.clear();
-        let add = |drivers: &mut Vec<(Driver, i128)>, d: Driver, rate: i128| {
-            if rate <= 0 {
-                return;
-            }
-            match drivers.iter_mut().find(|(x, _)| *x == d) {
-                Some((_, r)) => *r = r.saturating_add(rate),
-                None => drivers.push((d, rate)),
-            }
-        };
+        let mut sums = std::mem::take(&mut self.summing);
+        sums.clear();
         let portfolio = state
             .portfolio_set(bucket, &crate::health::Overlay::default())
             .is_some();
+        let one_sided = !portfolio && !bucket.margin_called && !bucket.is_liquidating();
+        #[cfg(test)]
+        let flip = tests::PLANT_FLIPPED_SIDES.with(|f| f.get());
+        #[cfg(not(test))]
+        let flip = false;
+        let mut add = |d: Driver, n: Net| match sums.iter_mut().find(|(x, _)| *x == d) {
+            Some((_, sum)) => sum.add(n),
+            None => sums.push((d, n)),
+        };
         for p in &bucket.positions {
-            let rates = self.market_rates[p.market.index()];
+            let rates = &self.market_rates[p.market.index()];
             let lots = i128::from(p.size.0.unsigned_abs());
             let base = state.venue.market(p.market).base;
-            let per_lot = if portfolio {
-                rates.pm_price_per_lot
+            let [price, funding] = if one_sided {
+                if (p.size.0 > 0) != flip {
+                    rates.long
+                } else {
+                    rates.short
+                }
             } else {
-                rates.price_per_lot
+                let price = if portfolio {
+                    rates.pm_price_per_lot
+                } else {
+                    rates.price_per_lot
+                };
+                [[price; 2], [rates.funding_per_lot; 2]]
             };
-            add(
-                &mut self.drivers,
-                Driver::Price(base),
-                mul_sat_i128(lots, per_lot),
-            );
-            add(
-                &mut self.drivers,
-                Driver::Funding(p.market),
-                mul_sat_i128(lots, rates.funding_per_lot),
-            );
+            add(Driver::Price(base), Net::of(lots, price));
+            add(Driver::Funding(p.market), Net::of(lots, funding));
         }
         let quote = state.quote();
         let asset_rates = if portfolio {
@@ -772,8 +895,15 @@ impl Bands {
         };
         for (asset, balance) in bucket.non_quote_assets(quote) {
             let rate = mul_sat_i128(balance.0.abs(), asset_rates[asset.index()]);
-            add(&mut self.drivers, Driver::Price(asset), rate);
+            add(Driver::Price(asset), Net::of(1, [rate; 2]));
         }
+        for &(driver, n) in &sums {
+            let rate = n.rate(driver);
+            if rate.fastest() > 0 {
+                self.drivers.push(rate);
+            }
+        }
+        self.summing = sums;
     }
 }
 
@@ -863,6 +993,101 @@ mod tests {
     use super::*;
     use crate::num::Ticks;
 
+    thread_local! {
+        /// The planted mutation: one-sided rates with longs and shorts swapped, as a sign slip
+        /// would give them.
+        pub(super) static PLANT_FLIPPED_SIDES: std::cell::Cell<bool> =
+            const { std::cell::Cell::new(false) };
+    }
+
+    /// Soundness of the one-sided bands: with every price and funding driver of a standard
+    /// bucket (neither called nor liquidating) at a corner of its safe band at once, a free end
+    /// taken as a move far past any band (a price of one tick or four times the index, a
+    /// funding index 10^24 units away), the buffer the bands guard stays >= 0.
+    fn unsound_one_sided_corners(seed: u64, flipped: bool) -> (usize, usize, usize) {
+        PLANT_FLIPPED_SIDES.with(|f| f.set(flipped));
+        let e = crate::portfolio::tests::venue(seed, 400);
+        let st = &e.state;
+        let (mut checked, mut bad, mut free) = (0, 0, 0);
+        let mut bands = Bands::default();
+        let mut buf = Vec::new();
+        let mut rng = crate::rng::Rng::new(seed);
+        for acc in &st.accounts {
+            let mut b = acc.cross.clone();
+            b.portfolio = false;
+            if !b.has_positions() || b.is_liquidating() || b.margin_called {
+                continue;
+            }
+            if call_buffer(st, &b) < 0 {
+                continue;
+            }
+            let h = st.bucket_maint_plain(&b).unwrap();
+            bands.safe_bands(st, &b, &h, &mut buf).unwrap();
+            free += buf
+                .iter()
+                .filter(|x| x.lo == -END_FREE || x.hi == END_FREE)
+                .count();
+            let far = |band: &Band, high: bool| -> i128 {
+                let end = if high { band.hi } else { band.lo };
+                match (band.driver, end.abs() == END_FREE) {
+                    (_, false) => end,
+                    (Driver::Price(_), true) if high => band.centre * 4,
+                    (Driver::Price(_), true) => 1,
+                    (Driver::Funding(_), true) => band.centre + end.signum() * 10i128.pow(24),
+                }
+            };
+            let n = buf.len().min(24);
+            for _ in 0..48 {
+                let corner = rng.range(0, (1i64 << n) - 1) as u64;
+                let mut moved = st.clone();
+                for (i, band) in buf.iter().take(n).enumerate() {
+                    let v = far(band, corner & (1 << i) != 0);
+                    match band.driver {
+                        Driver::Price(a) => {
+                            moved.assets[a.index()].oracle.index = Some(Ticks(v.max(1) as i64))
+                        }
+                        Driver::Funding(m) => moved.markets[m.index()].funding_index = v,
+                    }
+                }
+                let mut probe = moved.account(acc.id).unwrap().cross.clone();
+                probe.portfolio = false;
+                checked += 1;
+                if call_buffer(&moved, &probe) < 0 {
+                    bad += 1;
+                }
+            }
+        }
+        PLANT_FLIPPED_SIDES.with(|f| f.set(false));
+        (checked, bad, free)
+    }
+
+    #[test]
+    fn one_sided_bands_hold_the_status_at_every_corner() {
+        let mut free = 0;
+        for seed in 1..=6 {
+            let (checked, bad, f) = unsound_one_sided_corners(seed, false);
+            assert!(checked >= 400, "seed {seed}: {checked} corners checked");
+            assert_eq!(
+                bad, 0,
+                "seed {seed}: {bad} of {checked} corners flip the status"
+            );
+            eprintln!("seed {seed}: {checked} corners, {f} free ends");
+            free += f;
+        }
+        // The check means little unless many bands have a free end.
+        assert!(free >= 100, "{free} free ends");
+    }
+
+    /// The planted mutation: swapped sides leave the way that hurts free, and corners catch it.
+    #[test]
+    fn one_sided_bands_with_swapped_sides_are_caught() {
+        let bad: usize = (1..=6)
+            .map(|seed| unsound_one_sided_corners(seed, true).1)
+            .sum();
+        eprintln!("swapped sides: {bad} unsound corners");
+        assert!(bad > 0, "swapped sides went unnoticed");
+    }
+
     /// Stored bands are kept exactly while the moves they allow, at the fresh rates, fit the
     /// fresh buffer, and the value is inside each and the drivers are the same.
     #[test]
@@ -881,7 +1106,12 @@ mod tests {
                 hi: 10,
             },
         ];
-        let rates = |r: i128| [(price, r), (funding, ATTO)];
+        let both = |driver: Driver, r: i128| DriverRate {
+            driver,
+            down: r,
+            up: r,
+        };
+        let rates = |r: i128| [both(price, r), both(funding, ATTO)];
         let at = |tick: i128| move |d: Driver| if d == price { tick } else { 0 };
         // Reach 10 ticks at 2 native units a tick, plus 50 funding units at 1: 70 native units.
         assert!(still_hold(&stored, &rates(2 * ATTO), at(100), 70));
@@ -893,6 +1123,33 @@ mod tests {
         assert!(!still_hold(&stored, &rates(ATTO)[..1], at(100), 1_000));
         // A buffer whose atto value leaves i128 is never taken as room.
         assert!(!still_hold(&stored, &rates(ATTO), at(100), i128::MAX / 2));
+        // One-sided: only the way that hurts counts. At 100 the price can fall 10 ticks and
+        // rise 4: falling at 2 a tick and rising free fits 20 + 50.
+        let one_sided = |down: i128, up: i128| {
+            [
+                DriverRate {
+                    driver: price,
+                    down,
+                    up,
+                },
+                both(funding, ATTO),
+            ]
+        };
+        assert!(still_hold(&stored, &one_sided(2 * ATTO, 0), at(100), 70));
+        assert!(!still_hold(&stored, &one_sided(2 * ATTO, 0), at(100), 69));
+        assert!(still_hold(&stored, &one_sided(0, 5 * ATTO), at(100), 70));
+        assert!(!still_hold(&stored, &one_sided(0, 6 * ATTO), at(100), 69));
+        // A free end at a rate that is not 0 any more: made afresh.
+        let free = [
+            Stored {
+                driver: price,
+                lo: 90,
+                hi: END_FREE,
+            },
+            stored[1],
+        ];
+        assert!(still_hold(&free, &one_sided(2 * ATTO, 0), at(100), 70));
+        assert!(!still_hold(&free, &one_sided(2 * ATTO, 1), at(100), 1_000));
     }
 
     proptest::proptest! {
@@ -1041,10 +1298,12 @@ mod tests {
                 }
                 let h = st.bucket_maint_plain(&b).unwrap();
                 let buffer = bands.safe_bands(st, &b, &h, &mut buf).unwrap();
-                let rate = |d: Driver| bands.drivers.iter().find(|x| x.0 == d).unwrap().1;
+                let rate = |d: Driver| *bands.drivers.iter().find(|x| x.driver == d).unwrap();
                 let spent = buf.iter().try_fold(I256::ZERO, |sum, band| {
-                    let reach = (band.hi - band.centre).max(band.centre - band.lo);
-                    Some(sum + I256::from(rate(band.driver)) * I256::from(reach))
+                    let r = rate(band.driver);
+                    let down = I256::from(r.down) * I256::from(band.centre - band.lo);
+                    let up = I256::from(r.up) * I256::from(band.hi - band.centre);
+                    Some(sum + down.max(up))
                 });
                 let spent = spent.unwrap();
                 assert!(
@@ -1055,10 +1314,19 @@ mod tests {
                     .iter()
                     .filter(|x| matches!(x.driver, Driver::Price(_)) && x.centre > 0)
                     .collect();
+                // The way that hurts fastest is the one the share sizes.
+                let width = |band: &Band| {
+                    let r = rate(band.driver);
+                    if r.up >= r.down {
+                        band.hi - band.centre
+                    } else {
+                        band.centre - band.lo
+                    }
+                };
                 for pair in prices.windows(2) {
                     let (a, b) = (pair[0], pair[1]);
-                    let cross = I256::from(a.hi - a.centre) * I256::from(b.centre)
-                        - I256::from(b.hi - b.centre) * I256::from(a.centre);
+                    let cross = I256::from(width(a)) * I256::from(b.centre)
+                        - I256::from(width(b)) * I256::from(a.centre);
                     let tick = I256::from(a.centre.max(b.centre));
                     assert!(
                         cross.abs() <= tick,
