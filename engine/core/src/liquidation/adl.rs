@@ -411,7 +411,13 @@ impl Engine {
             let kept = old.get(i).filter(|h| h.bucket == bucket && !h.gone);
             let now = match kept {
                 Some(h) if self.state.changed_at(h.account_at as usize) <= h.change_seq => Some(*h),
-                _ => {
+                Some(h) => {
+                    // Changed: its account's position is known, no lookup by id.
+                    valued += 1;
+                    let at = h.account_at as usize;
+                    self.holder_at(key, &mut ranking.rates, at, bucket.1, snap)
+                }
+                None => {
                     valued += 1;
                     self.holder(key, &mut ranking.rates, bucket, snap)
                 }

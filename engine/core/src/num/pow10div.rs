@@ -6,7 +6,8 @@
 //! known in advance, so a precomputed reciprocal turns the division into two multiplications
 //! (Möller and Granlund, "Improved division by invariant integers", 2011, algorithm 4: a
 //! two-word by one-word division with a normalised divisor). Divisors beyond 64 bits
-//! (`k >= 20`) take the plain path.
+//! (`k >= 20`, a rounding of a product of two 18-decimal figures) divide twice: by `10^19`,
+//! then the quotient by `10^(k - 19)`.
 
 use super::Round;
 
@@ -73,12 +74,20 @@ fn div_rem_u128(n: u128, k: usize) -> (u128, u64) {
 #[inline]
 pub(crate) fn div_rem_pow10(n: i128, k: u8) -> Option<(i128, i128)> {
     let k = usize::from(k);
-    if k >= TABLE.len() {
-        let d = super::exact::pow10_small(k as u8)?;
-        return Some((n / d, n % d));
-    }
-    let (q, r) = div_rem_u128(n.unsigned_abs(), k);
-    // |n| <= 2^127, so q fits unless n is i128::MIN and k is 0, where q is 2^127.
+    let (q, r) = if k < TABLE.len() {
+        let (q, r) = div_rem_u128(n.unsigned_abs(), k);
+        (q, u128::from(r))
+    } else if k <= 38 {
+        // 10^k = 10^19 x 10^(k - 19), both in the table: floor(floor(n / a) / b) is
+        // floor(n / ab), and the remainder is r2 x a + r1 < 10^k.
+        let (q1, r1) = div_rem_u128(n.unsigned_abs(), TABLE.len() - 1);
+        let (q, r2) = div_rem_u128(q1, k - (TABLE.len() - 1));
+        let a = u128::from(TABLE[TABLE.len() - 1].0);
+        (q, u128::from(r2) * a + u128::from(r1))
+    } else {
+        return None;
+    };
+    // |n| <= 2^127, so q fits unless n is i128::MIN and k is 0, where q is 2^127; r < 10^38.
     let (q, r) = (q as i128, r as i128);
     Some(if n < 0 {
         (q.wrapping_neg(), -r)
