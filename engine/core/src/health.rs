@@ -232,10 +232,22 @@ impl State {
         Some((u, sm.abs()?))
     }
 
-    /// Every figure of one position: computed in i128 where every step fits (nearly always),
-    /// else again with 256-bit intermediates; the figures are the same either way (see
-    /// `num::small`), and an overflow only where the wide path overflows too.
+    /// Every figure of one position: in straight-line i128 where every step fits (nearly
+    /// always; `straight.rs`), else by the general path. The figures are the same either way.
+    /// The naive mode takes the general path only, so that it stays the oracle of this one.
     pub fn position_value(&self, pos: &Position) -> Result<PositionValue, Overflow> {
+        if !self.plain_valuation {
+            if let Some(v) = self.position_value_straight(pos) {
+                return Ok(v);
+            }
+        }
+        self.position_value_general(pos)
+    }
+
+    /// The model's text run in i128 where every step fits, else again with 256-bit
+    /// intermediates; the figures are the same either way (see `num::small`), and an overflow
+    /// only where the wide path overflows too.
+    pub(crate) fn position_value_general(&self, pos: &Position) -> Result<PositionValue, Overflow> {
         self.position_value_in::<Small>(pos)
             .or_else(|| self.position_value_in::<Exact>(pos))
             .ok_or(Overflow)

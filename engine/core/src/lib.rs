@@ -39,6 +39,7 @@ pub mod rng;
 pub mod scenario;
 mod scratch;
 pub mod state;
+mod straight;
 pub mod stress;
 mod tick_index;
 pub mod venue;

@@ -1,0 +1,264 @@
+//! A position's figures in straight-line i128: every term brought to one scale with powers of
+//! ten read from the market's decimals, summed, and rounded once by a reciprocal division.
+//!
+//! `State::position_value` runs the model's text on `Small` (and on `Exact` where that
+//! declines), which aligns the scales of every operand at every step and answers an `Option`
+//! per operation. Here the scales are known before the first multiplication: the PnL
+//! `u = s M + q - s (F - f)` at `S = max(sd + ps, qd, sd + fs)`, the notional and the tiers at
+//! `T = max(sd + ps, qd)`. Each figure is the same exact rational rounded once in the same
+//! direction, so it equals the model's wherever every step fits i128; where one does not (or
+//! a dynamic-margin factor scales the fractions) this declines and the general path answers.
+//! `tests` compares the two on random positions and venues, edges included.
+
+use crate::account::Position;
+use crate::health::PositionValue;
+use crate::num::exact::pow10_small;
+use crate::num::mul::mul_i128;
+use crate::num::pow10div::{div_rem_euclid_pow10, div_round_pow10};
+use crate::num::{Ratio, Round, RATIO_DECIMALS};
+use crate::state::State;
+
+impl State {
+    /// The figures of `pos` in straight-line i128; None where a step leaves i128 or the
+    /// market's fractions are scaled (the caller takes the general path).
+    pub(crate) fn position_value_straight(&self, pos: &Position) -> Option<PositionValue> {
+        let cfg = self.venue.market(pos.market);
+        let scale = self.markets[pos.market.index()].fraction_scale;
+        if scale != 0 && scale != Ratio::ONE.0 {
+            return None;
+        }
+        let qd = self.quote_decimals();
+        let sd = cfg.size_decimals;
+        let ps = self.venue.asset(cfg.base).price_scale;
+        let fs = self.funding_scale(pos.market);
+        let sm = i128::from(pos.size.0) * i128::from(self.index(cfg.base).unwrap_or(0));
+        let (upnl_maint, upnl_init) = self.straight_upnl(pos, sm, [sd, ps, qd, fs])?;
+        // The notional and the tiers at T = max(sd + ps, qd).
+        let sn = sd.checked_add(ps)?;
+        let t = sn.max(qd);
+        let n = mul_i128(sm.checked_abs()?, pow10_small(t - sn)?)?;
+        let tiers = straight_tiers(cfg, n, pow10_small(t - qd)?)?;
+        let d = t.checked_add(RATIO_DECIMALS)? - qd;
+        let (im, mm, le) = requirements(tiers, d)?;
+        Some(PositionValue {
+            notional: div_round_pow10(n, t - qd, Round::Floor)?,
+            upnl_maint,
+            upnl_init,
+            im,
+            mm,
+            le,
+        })
+    }
+
+    /// (floor(u), the initial PnL term) at quote decimals, from `sm = s x index` and the
+    /// decimals `[sd, ps, qd, fs]`.
+    fn straight_upnl(&self, pos: &Position, sm: i128, dec: [u8; 4]) -> Option<(i128, i128)> {
+        let [sd, ps, qd, fs] = dec;
+        let (sn, sf) = (sd.checked_add(ps)?, sd.checked_add(fs)?);
+        let s_scale = sn.max(qd).max(sf);
+        let delta = self.markets[pos.market.index()]
+            .funding_index
+            .checked_sub(pos.funding_mark)?;
+        let owed = mul_i128(
+            mul_i128(i128::from(pos.size.0), delta)?,
+            pow10_small(s_scale - sf)?,
+        )?;
+        let u = mul_i128(sm, pow10_small(s_scale - sn)?)?
+            .checked_add(mul_i128(pos.quote.0, pow10_small(s_scale - qd)?)?)?
+            .checked_sub(owed)?;
+        let e1 = s_scale - qd;
+        let maint = div_round_pow10(u, e1, Round::Floor)?;
+        let w = self.venue.market(pos.market).upnl_weight_init.0;
+        if u <= 0 || w == Ratio::ONE.0 {
+            return Some((maint, maint));
+        }
+        // floor(u x w) with u = q 10^e1 + r and q w = x1 10^18 + x0 (Euclidean): the product
+        // over 10^(e1 + 18) is x1 + (x0 10^e1 + r w) / 10^(e1 + 18), every part in i128.
+        let (q, r) = div_rem_euclid_pow10(u, e1)?;
+        let (x1, x0) = div_rem_euclid_pow10(mul_i128(q, w)?, RATIO_DECIMALS)?;
+        let fraction = mul_i128(x0, pow10_small(e1)?)?.checked_add(mul_i128(r, w)?)?;
+        let k = e1.checked_add(RATIO_DECIMALS)?;
+        Some((
+            maint,
+            x1.checked_add(div_round_pow10(fraction, k, Round::Floor)?)?,
+        ))
+    }
+}
+
+/// (tiered IM, tiered MM) of notional `n` (at scale T; `to_t` brings a quote amount there), at
+/// scale T + 18: each bracket's part of `n` weighted by both of its fractions.
+fn straight_tiers(cfg: &crate::venue::MarketConfig, n: i128, to_t: i128) -> Option<(i128, i128)> {
+    let (mut ti, mut tm) = (0i128, 0i128);
+    let (mut lower, mut fi, mut fm) = (0i128, cfg.imf.0, cfg.mmf.0);
+    let mut add = |part: i128, fi: i128, fm: i128| -> Option<()> {
+        if part > 0 {
+            ti = ti.checked_add(mul_i128(part, fi)?)?;
+            tm = tm.checked_add(mul_i128(part, fm)?)?;
+        }
+        Some(())
+    };
+    for tier in &cfg.tiers {
+        let above = mul_i128(tier.above.0, to_t)?;
+        add(n.min(above).checked_sub(lower)?, fi, fm)?;
+        lower = above;
+        (fi, fm) = (tier.imf.0, tier.mmf.0);
+    }
+    add(n.checked_sub(lower)?, fi, fm)?;
+    Some((ti, tm))
+}
+
+/// (ceil IM, ceil MM, ceil LE = (IM + MM) / 2) at quote decimals from the tier sums at
+/// `10^d` per quote unit: two divisions, LE from their quotients and remainders.
+fn requirements((ti, tm): (i128, i128), d: u8) -> Option<(i128, i128, i128)> {
+    let (qi, ri) = div_rem_euclid_pow10(ti, d)?;
+    let (qm, rm) = div_rem_euclid_pow10(tm, d)?;
+    let im = qi.checked_add(i128::from(ri > 0))?;
+    let mm = qm.checked_add(i128::from(rm > 0))?;
+    // ceil((ti + tm) / 10^d) = qi + qm + ceil((ri + rm) / 10^d), the remainders below 2 x 10^d;
+    // then ceil(c / 2) is ceil((ti + tm) / (2 x 10^d)).
+    let unit = pow10_small(d)?;
+    let rs = ri.checked_add(rm)?;
+    let c = qi
+        .checked_add(qm)?
+        .checked_add(i128::from(rs > 0) + i128::from(rs > unit))?;
+    Some((im, mm, c.checked_add(1)?.div_euclid(2)))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::account::Position;
+    use crate::ids::MarketId;
+    use crate::num::{Lots, Native, Ratio, Ticks};
+    use crate::state::State;
+    use proptest::prelude::*;
+
+    /// A state with one market whose decimals, tiers and weights are the arguments, priced.
+    fn venue(sd: u8, ps: u8, tiers: &[(i128, i128, i128)], w: i128, index: i64) -> State {
+        let mut lines = vec![
+            r#"{"type":"asset","ts":0,"asset":"USDC","decimals":6,"quote":true}"#.to_string(),
+            format!(
+                r#"{{"type":"asset","ts":0,"asset":"BTC","decimals":8,"price_decimals":{ps},"oracle":{{"sources":1,"min_sources":1,"max_age_us":600000000,"max_deviation":"0.5"}}}}"#
+            ),
+        ];
+        let tiers: Vec<String> = tiers
+            .iter()
+            .map(|(above, imf, mmf)| {
+                format!(r#"{{"above":"{above}","imf":"0.{imf:03}","mmf":"0.{mmf:03}"}}"#)
+            })
+            .collect();
+        lines.push(format!(
+            r#"{{"type":"market","ts":0,"market":"BTC-PERP","base":"BTC","size_decimals":{sd},"imf":"0.1","mmf":"0.05","upnl_weight_init":"0.{w:03}","tiers":[{}]}}"#,
+            tiers.join(",")
+        ));
+        let mut e = crate::engine::Engine::new();
+        for l in &lines {
+            let input = crate::codec::json_in::parse_input(l).expect("a valid line");
+            e.apply(&input);
+        }
+        assert_eq!(e.state.markets.len(), 1, "listed: {lines:?}");
+        e.state.assets[1].oracle.index = Some(Ticks(index));
+        e.state
+    }
+
+    fn position() -> impl Strategy<Value = Position> {
+        (
+            prop_oneof![any::<i64>(), -1_000_000i64..1_000_000],
+            prop_oneof![
+                any::<i64>().prop_map(i128::from),
+                -(10i128.pow(15))..10i128.pow(15)
+            ],
+            prop_oneof![
+                Just(0i128),
+                any::<i64>().prop_map(i128::from),
+                any::<i128>()
+            ],
+        )
+            .prop_map(|(size, quote, funding_mark)| Position {
+                market: MarketId(0),
+                size: Lots(size),
+                quote: Native(quote),
+                funding_mark,
+            })
+    }
+
+    proptest! {
+        /// Wherever the straight line answers, it answers the model's figures.
+        #[test]
+        fn it_gives_the_models_figures(
+            pos in position(),
+            sd in 0u8..9,
+            ps in 0u8..9,
+            w in 0i128..1000,
+            index in prop_oneof![any::<i64>().prop_map(|i| i.max(0)), 1i64..10_000_000],
+            funding in prop_oneof![Just(0i128), any::<i64>().prop_map(i128::from), any::<i128>()],
+            tiered in any::<bool>(),
+            scaled in any::<bool>(),
+        ) {
+            let tiers: &[(i128, i128, i128)] = if tiered {
+                &[(100_000, 150, 80), (10_000_000, 300, 200)]
+            } else {
+                &[]
+            };
+            let mut st = venue(sd, ps, tiers, w, index);
+            st.markets[0].funding_index = funding;
+            if scaled {
+                st.markets[0].fraction_scale = Ratio::ONE.0 * 3 / 2;
+            }
+            if let Some(v) = st.position_value_straight(&pos) {
+                prop_assert!(!scaled, "scaled fractions take the general path");
+                prop_assert_eq!(Ok(v), st.position_value_general(&pos));
+            }
+        }
+    }
+
+    /// Moderate random positions on everyday decimals (a PnL scale up to 10^-24, where the
+    /// initial term's split fits i128), random tiers, weights and funding: nearly all answer
+    /// here, and every answer is the model's. Finer scales take the general path more often
+    /// (`it_gives_the_models_figures` covers them).
+    #[test]
+    fn moderate_positions_answer_here_and_agree() {
+        let mut rng = crate::rng::Rng::new(7);
+        let (mut answered, mut tried) = (0, 0);
+        for _ in 0..40 {
+            let (sd, ps) = (rng.range(0, 4) as u8, rng.range(0, 2) as u8);
+            let tiers: &[(i128, i128, i128)] = if rng.chance(500) {
+                &[(50_000, 120, 70), (2_000_000, 250, 150)]
+            } else {
+                &[]
+            };
+            let w = i128::from(rng.range(0, 999));
+            let mut st = venue(sd, ps, tiers, w, rng.range(1, 10_000_000));
+            st.markets[0].funding_index = i128::from(rng.range(-1_000_000_000, 1_000_000_000)) << 20;
+            for _ in 0..50 {
+                let pos = Position {
+                    market: MarketId(0),
+                    size: Lots(rng.range(-10_000_000, 10_000_000)),
+                    quote: Native(i128::from(rng.range(-1 << 40, 1 << 40))),
+                    funding_mark: i128::from(rng.range(-1_000_000_000, 1_000_000_000)) << 20,
+                };
+                tried += 1;
+                if let Some(v) = st.position_value_straight(&pos) {
+                    answered += 1;
+                    assert_eq!(Ok(v), st.position_value_general(&pos), "{pos:?} sd {sd} ps {ps}");
+                }
+            }
+        }
+        assert!(answered * 100 >= tried * 95, "{answered} of {tried} answered");
+    }
+
+    /// The everyday positions answer here rather than falling back.
+    #[test]
+    fn everyday_positions_take_the_straight_line() {
+        let st = venue(3, 2, &[(100_000, 150, 80)], 800, 6_512_345);
+        for (size, quote) in [(1_500i64, -97_000_000_000i128), (-2_000, 131_000_000_000)] {
+            let pos = Position {
+                market: MarketId(0),
+                size: Lots(size),
+                quote: Native(quote),
+                funding_mark: -12_345_678_901_234_567_890,
+            };
+            let v = st.position_value_straight(&pos).expect("fits i128");
+            assert_eq!(Ok(v), st.position_value_general(&pos));
+        }
+    }
+}
