@@ -228,7 +228,8 @@ mod tests {
             };
             let w = i128::from(rng.range(0, 999));
             let mut st = venue(sd, ps, tiers, w, rng.range(1, 10_000_000));
-            st.markets[0].funding_index = i128::from(rng.range(-1_000_000_000, 1_000_000_000)) << 20;
+            st.markets[0].funding_index =
+                i128::from(rng.range(-1_000_000_000, 1_000_000_000)) << 20;
             for _ in 0..50 {
                 let pos = Position {
                     market: MarketId(0),
@@ -239,11 +240,18 @@ mod tests {
                 tried += 1;
                 if let Some(v) = st.position_value_straight(&pos) {
                     answered += 1;
-                    assert_eq!(Ok(v), st.position_value_general(&pos), "{pos:?} sd {sd} ps {ps}");
+                    assert_eq!(
+                        Ok(v),
+                        st.position_value_general(&pos),
+                        "{pos:?} sd {sd} ps {ps}"
+                    );
                 }
             }
         }
-        assert!(answered * 100 >= tried * 95, "{answered} of {tried} answered");
+        assert!(
+            answered * 100 >= tried * 95,
+            "{answered} of {tried} answered"
+        );
     }
 
     /// The everyday positions answer here rather than falling back.
