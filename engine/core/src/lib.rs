@@ -31,6 +31,7 @@ pub mod oracle;
 pub mod ordered;
 pub mod persist;
 pub mod portfolio;
+mod prefetch;
 pub mod ranged;
 pub mod record;
 pub mod reject;

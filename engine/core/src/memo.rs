@@ -83,6 +83,13 @@ impl std::fmt::Debug for ValuationMemo {
 }
 
 impl ValuationMemo {
+    /// Hints the CPU to fetch the remembered entries (a walk about to value this bucket).
+    pub(crate) fn prefetch(&self) {
+        if let Ok(entries) = self.entries.try_borrow() {
+            crate::prefetch::prefetch(entries.as_ptr());
+        }
+    }
+
     /// Forgets the sums (the bucket is about to change). Position entries stay: their keys
     /// hold the position itself.
     pub fn forget_sums(&self) {

@@ -100,6 +100,8 @@ pub(crate) struct AdlCache {
     pub(crate) tables: RateTables,
     /// The driver moves since each snapshot: a buffer of one close.
     pub(crate) deltas: Vec<crate::liquidation::ranking::Move>,
+    /// A walk's holders to value: (place in the new holders, account position, slot).
+    pub(crate) todo: Vec<(u32, u32, crate::account::Slot)>,
 }
 
 impl AdlCache {

@@ -382,6 +382,23 @@ impl Engine {
         self.adl.rankings[at] = ranking;
     }
 
+    /// Prefetch for a walk's valuations: the account of `far` (its bucket headers), and what
+    /// the bucket of `near` (fetched a few steps ago) points to: its positions, balances and
+    /// remembered figures.
+    fn prefetch_holder(&self, far: Option<&(u32, u32, Slot)>, near: Option<&(u32, u32, Slot)>) {
+        use crate::prefetch::prefetch;
+        if let Some(acc) = far.and_then(|t| self.state.accounts.get(t.1 as usize)) {
+            prefetch(acc);
+            prefetch((acc as *const crate::account::Account).wrapping_byte_add(64));
+        }
+        let near = near.and_then(|t| Some((self.state.accounts.get(t.1 as usize)?, t.2)));
+        if let Some(bucket) = near.and_then(|(acc, slot)| acc.bucket(slot)) {
+            prefetch(bucket.positions.as_ptr());
+            prefetch(bucket.balances.as_ptr());
+            bucket.memo.prefetch();
+        }
+    }
+
     /// Brings ranking `at` up to date with the buckets changed since it valued them, in one
     /// walk of the side's holders beside its own (both in bucket order): a bucket that joined
     /// the side is valued and added, one that left is dropped, and one whose balances or
@@ -401,7 +418,11 @@ impl Engine {
         next.clear();
         let side_len = self.state.markets[key.0.index()].sides[side_index(key.1)].len();
         next.reserve(side_len + JOINED_MAX + 1);
-        let mut valued = 0u64;
+        // First the merge: unchanged holders are kept, every other one gets a place in `next`
+        // and an entry in `todo`; then the valuations, with the accounts a few entries ahead
+        // prefetched (each valuation is a chain of misses into a scattered account).
+        let mut todo = std::mem::take(&mut self.adl.todo);
+        todo.clear();
         let mut i = 0;
         let side = &self.state.markets[key.0.index()].sides[side_index(key.1)];
         side.for_each(|&bucket| {
@@ -409,21 +430,35 @@ impl Engine {
                 i += 1; // left the side
             }
             let kept = old.get(i).filter(|h| h.bucket == bucket && !h.gone);
-            let now = match kept {
-                Some(h) if self.state.changed_at(h.account_at as usize) <= h.change_seq => Some(*h),
-                Some(h) => {
-                    // Changed: its account's position is known, no lookup by id.
-                    valued += 1;
-                    let at = h.account_at as usize;
-                    self.holder_at(key, &mut ranking.rates, at, bucket.1, snap)
+            let account_at = match kept {
+                Some(h) if self.state.changed_at(h.account_at as usize) <= h.change_seq => {
+                    return next.push(*h);
                 }
-                None => {
-                    valued += 1;
-                    self.holder(key, &mut ranking.rates, bucket, snap)
-                }
+                // Changed: its account's position is known, no lookup by id.
+                Some(h) => h.account_at,
+                None => match self.state.account_pos(bucket.0) {
+                    Some(at) => at as u32,
+                    None => return,
+                },
             };
-            next.extend(now);
+            todo.push((next.len() as u32, account_at, bucket.1));
+            next.push(Holder::PLACEHOLDER);
         });
+        let mut dropped = false;
+        for j in 0..todo.len() {
+            self.prefetch_holder(todo.get(j + 8), todo.get(j + 4));
+            let (place, account_at, slot) = todo[j];
+            let fresh = self.holder_at(key, &mut ranking.rates, account_at as usize, slot, snap);
+            match fresh {
+                Some(h) => next[place as usize] = h,
+                None => dropped = true,
+            }
+        }
+        if dropped {
+            next.retain(|h| !h.gone);
+        }
+        let valued = todo.len() as u64;
+        self.adl.todo = todo;
         self.ranked += valued;
         ranking.holders = next;
         ranking.spare_holders = old;

@@ -77,6 +77,23 @@ pub(crate) struct Holder {
     pub(crate) gone: bool,
 }
 
+impl Holder {
+    /// A place in a walk's new holders that a valuation fills in (left `gone`, and dropped,
+    /// where the valuation finds no position).
+    pub(crate) const PLACEHOLDER: Holder = Holder {
+        bucket: (AccountId(0), Slot::Cross),
+        account_at: 0,
+        change_seq: 0,
+        cp: None,
+        equity: 0,
+        snap: 0,
+        rates: (0, 0),
+        upnl_coefs: (0, 0),
+        version: 0,
+        gone: true,
+    };
+}
+
 /// A ratio num / den, den >= 1.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Frac {
