@@ -338,11 +338,21 @@ impl Engine {
         bucket.set_balance(asset, value);
         self.state.ledger.held(asset, value.0 - old.0);
         if slot == Slot::Cross && asset != quote {
+            // Changes only when the balance leaves or reaches zero, as for positions.
             let holders = &mut self.state.assets[asset.index()].holders;
-            if value.0 == 0 {
-                holders.remove(&account);
-            } else {
-                holders.insert(account);
+            debug_assert_eq!(
+                holders.contains(&account),
+                old.0 != 0,
+                "holders lists exactly the non-zero balances"
+            );
+            match (old.0 == 0, value.0 == 0) {
+                (false, true) => {
+                    holders.remove(&account);
+                }
+                (true, false) => {
+                    holders.insert(account);
+                }
+                _ => {}
             }
         }
         let decimals = self.state.venue.asset(asset).decimals;
@@ -381,10 +391,21 @@ impl Engine {
             .size(market, i128::from(pos.size.0) - i128::from(old.0));
         let ms = &mut self.state.markets[market.index()];
         ms.open_interest += i128::from(pos.size.0.max(0)) - i128::from(old.0.max(0));
-        if pos.size.is_zero() {
-            ms.holders.remove(&(account, slot));
-        } else {
-            ms.holders.insert((account, slot));
+        // The set holds the buckets with a position in the market: it changes only when one
+        // opens or closes (an insert of a held key still searches its block).
+        debug_assert_eq!(
+            ms.holders.contains(&(account, slot)),
+            !old.is_zero(),
+            "holders lists exactly the open positions"
+        );
+        match (old.is_zero(), pos.size.is_zero()) {
+            (false, true) => {
+                ms.holders.remove(&(account, slot));
+            }
+            (true, false) => {
+                ms.holders.insert((account, slot));
+            }
+            _ => {}
         }
         if pos.size.signum() != old.signum() {
             use crate::state::side_index;
