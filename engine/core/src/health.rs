@@ -321,8 +321,8 @@ impl State {
         let qd = self.quote_decimals();
         if !self.plain_valuation {
             let scale = cfg.decimals.checked_add(cfg.price_scale);
-            if let Some(out) =
-                scale.and_then(|s| collateral_straight(balance, index, s, qd, weights))
+            if let Some(out) = scale
+                .and_then(|s| crate::straight::collateral_straight(balance, index, s, qd, weights))
             {
                 return Ok(out);
             }
@@ -519,38 +519,6 @@ impl State {
     }
 }
 
-/// A balance's collateral terms in straight-line i128: its value `balance x index` at scale
-/// `scale` (the asset's decimals plus its price scale), floored to the quote's decimals, times
-/// each weight when positive. The same rationals `Exact` rounds, rounded once the same way;
-/// None where a step leaves i128 (the caller takes `Exact`).
-fn collateral_straight<const N: usize>(
-    balance: Native,
-    index: i64,
-    scale: u8,
-    qd: u8,
-    weights: [Ratio; N],
-) -> Option<[i128; N]> {
-    use crate::num::exact::pow10_small;
-    use crate::num::mul::mul_i128;
-    use crate::num::pow10div::div_round_pow10;
-    let v = mul_i128(balance.0, i128::from(index))?;
-    let floor_at = |x: i128, from: u8| -> Option<i128> {
-        if from >= qd {
-            div_round_pow10(x, from - qd, Round::Floor)
-        } else {
-            mul_i128(x, pow10_small(qd - from)?)
-        }
-    };
-    if balance.0 <= 0 {
-        return Some([floor_at(v, scale)?; N]);
-    }
-    let mut out = [0; N];
-    for (o, w) in out.iter_mut().zip(weights) {
-        *o = floor_at(mul_i128(v, w.0)?, scale.checked_add(RATIO_DECIMALS)?)?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,50 +566,6 @@ mod tests {
             }
         }
         assert!(checked > 1000, "positions checked: {checked}");
-    }
-
-    mod straight_collateral {
-        use super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            /// Collateral terms in straight-line i128, wherever they answer, are `Exact`'s.
-            #[test]
-            fn straight_collateral_is_exacts(
-                balance in prop_oneof![
-                    -1_000_000_000_000i128..1_000_000_000_000,
-                    any::<i64>().prop_map(i128::from),
-                    any::<i128>(),
-                ],
-                index in prop_oneof![1i64..100_000_000, any::<i64>()],
-                decimals in 0u8..20,
-                ps in 0u8..12,
-                qd in 0u8..20,
-                w in 0i128..=Ratio::ONE.0,
-            ) {
-                let weights = [Ratio(w), Ratio::ONE];
-                if let Some(got) = collateral_straight(Native(balance), index, decimals + ps, qd, weights) {
-                    let v = Exact::new(balance, decimals).times(Exact::new(i128::from(index), ps)).unwrap();
-                    for (g, w) in got.iter().zip(weights) {
-                        let want = if balance <= 0 { v.floor(qd) } else { v.times(w.exact()).and_then(|x| x.floor(qd)) };
-                        prop_assert_eq!(Ok(*g), want);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Everyday balances answer in straight-line i128.
-    #[test]
-    fn everyday_collateral_takes_the_straight_line() {
-        let w = [Ratio(Ratio::ONE.0 * 9 / 10)];
-        // 1.5 BTC (8 decimals) at 65,000.12 (2 decimals), USDC at 6 decimals, weight 0.9.
-        let got = collateral_straight(Native(150_000_000), 6_500_012, 10, 6, w);
-        assert_eq!(got, Some([87_750_162_000]));
-        assert_eq!(
-            collateral_straight(Native(-150_000_000), 6_500_012, 10, 6, w),
-            Some([-97_500_180_000])
-        );
     }
 
     /// The i128 valuation against the 256-bit one (the same text in the other number type) on

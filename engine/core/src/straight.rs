@@ -1,4 +1,4 @@
-//! A position's figures in straight-line i128: every term brought to one scale with powers of
+//! A position's figures (and a balance's collateral terms) in straight-line i128: every term brought to one scale with powers of
 //! ten read from the market's decimals, summed, and rounded once by a reciprocal division.
 //!
 //! `State::position_value` runs the model's text on `Small` (and on `Exact` where that
@@ -15,7 +15,8 @@ use crate::health::PositionValue;
 use crate::num::exact::pow10_small;
 use crate::num::mul::mul_i128;
 use crate::num::pow10div::{div_rem_euclid_pow10, div_round_pow10};
-use crate::num::{Ratio, Round, RATIO_DECIMALS};
+use crate::num::small::{Small, Term};
+use crate::num::{Native, Ratio, Round, RATIO_DECIMALS};
 use crate::state::State;
 
 impl State {
@@ -72,17 +73,40 @@ impl State {
         if u <= 0 || w == Ratio::ONE.0 {
             return Some((maint, maint));
         }
-        // floor(u x w) with u = q 10^e1 + r and q w = x1 10^18 + x0 (Euclidean): the product
-        // over 10^(e1 + 18) is x1 + (x0 10^e1 + r w) / 10^(e1 + 18), every part in i128.
-        let (q, r) = div_rem_euclid_pow10(u, e1)?;
-        let (x1, x0) = div_rem_euclid_pow10(mul_i128(q, w)?, RATIO_DECIMALS)?;
-        let fraction = mul_i128(x0, pow10_small(e1)?)?.checked_add(mul_i128(r, w)?)?;
-        let k = e1.checked_add(RATIO_DECIMALS)?;
-        Some((
-            maint,
-            x1.checked_add(div_round_pow10(fraction, k, Round::Floor)?)?,
-        ))
+        // floor(u x w): `Small`'s split answers it where the product itself leaves i128.
+        let w = Small::new(w, RATIO_DECIMALS);
+        let init = Small::new(u, s_scale).times_round(w, qd, Round::Floor)?;
+        Some((maint, init))
     }
+}
+
+/// A balance's collateral terms in straight-line i128: its value `balance x index` at scale
+/// `scale` (the asset's decimals plus its price scale), floored to the quote's decimals, times
+/// each weight when positive. The same rationals `Exact` rounds, rounded once the same way;
+/// None where a step leaves i128 (the caller takes `Exact`).
+pub(crate) fn collateral_straight<const N: usize>(
+    balance: Native,
+    index: i64,
+    scale: u8,
+    qd: u8,
+    weights: [Ratio; N],
+) -> Option<[i128; N]> {
+    let v = mul_i128(balance.0, i128::from(index))?;
+    let floor_at = |x: i128, from: u8| -> Option<i128> {
+        if from >= qd {
+            div_round_pow10(x, from - qd, Round::Floor)
+        } else {
+            mul_i128(x, pow10_small(qd - from)?)
+        }
+    };
+    if balance.0 <= 0 {
+        return Some([floor_at(v, scale)?; N]);
+    }
+    let mut out = [0; N];
+    for (o, w) in out.iter_mut().zip(weights) {
+        *o = floor_at(mul_i128(v, w.0)?, scale.checked_add(RATIO_DECIMALS)?)?;
+    }
+    Some(out)
 }
 
 /// (tiered IM, tiered MM) of notional `n` (at scale T; `to_t` brings a quote amount there), at
@@ -126,9 +150,10 @@ fn requirements((ti, tm): (i128, i128), d: u8) -> Option<(i128, i128, i128)> {
 
 #[cfg(test)]
 mod tests {
+    use super::collateral_straight;
     use crate::account::Position;
     use crate::ids::MarketId;
-    use crate::num::{Lots, Native, Ratio, Ticks};
+    use crate::num::{Exact, Lots, Native, Ratio, Ticks};
     use crate::state::State;
     use proptest::prelude::*;
 
@@ -268,5 +293,44 @@ mod tests {
             let v = st.position_value_straight(&pos).expect("fits i128");
             assert_eq!(Ok(v), st.position_value_general(&pos));
         }
+    }
+
+    proptest! {
+        /// Collateral terms in straight-line i128, wherever they answer, are `Exact`'s.
+        #[test]
+        fn straight_collateral_is_exacts(
+            balance in prop_oneof![
+                -1_000_000_000_000i128..1_000_000_000_000,
+                any::<i64>().prop_map(i128::from),
+                any::<i128>(),
+            ],
+            index in prop_oneof![1i64..100_000_000, any::<i64>()],
+            decimals in 0u8..20,
+            ps in 0u8..12,
+            qd in 0u8..20,
+            w in 0i128..=Ratio::ONE.0,
+        ) {
+            let weights = [Ratio(w), Ratio::ONE];
+            if let Some(got) = collateral_straight(Native(balance), index, decimals + ps, qd, weights) {
+                let v = Exact::new(balance, decimals).times(Exact::new(i128::from(index), ps)).unwrap();
+                for (g, w) in got.iter().zip(weights) {
+                    let want = if balance <= 0 { v.floor(qd) } else { v.times(w.exact()).and_then(|x| x.floor(qd)) };
+                    prop_assert_eq!(Ok(*g), want);
+                }
+            }
+        }
+    }
+
+    /// Everyday balances answer in straight-line i128.
+    #[test]
+    fn everyday_collateral_takes_the_straight_line() {
+        let w = [Ratio(Ratio::ONE.0 * 9 / 10)];
+        // 1.5 BTC (8 decimals) at 65,000.12 (2 decimals), USDC at 6 decimals, weight 0.9.
+        let got = collateral_straight(Native(150_000_000), 6_500_012, 10, 6, w);
+        assert_eq!(got, Some([87_750_162_000]));
+        assert_eq!(
+            collateral_straight(Native(-150_000_000), 6_500_012, 10, 6, w),
+            Some([-97_500_180_000])
+        );
     }
 }
