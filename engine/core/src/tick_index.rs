@@ -316,8 +316,14 @@ fn still_hold(
         return false;
     };
     let mut used: i128 = 0;
-    for r in rates {
-        let Some(o) = stored.iter().find(|o| o.driver == r.driver) else {
+    for (k, r) in rates.iter().enumerate() {
+        // `update` leaves the bands in the order the drivers come in; the search is for a
+        // bucket whose drivers came in another order since.
+        let o = match stored.get(k) {
+            Some(o) if o.driver == r.driver => Some(o),
+            _ => stored.iter().find(|o| o.driver == r.driver),
+        };
+        let Some(o) = o else {
             return false;
         };
         let v = value(r.driver);
@@ -550,6 +556,19 @@ impl Bands {
                 o.hi = hi;
             }
         }
+        // In the drivers' order, which the next `still_hold` walks.
+        for (i, s) in safe.iter().enumerate() {
+            if stored[i].driver != s.driver {
+                if let Some(j) = stored[i..].iter().position(|o| o.driver == s.driver) {
+                    stored.swap(i, i + j);
+                }
+            }
+        }
+        debug_assert!(
+            stored.len() == safe.len()
+                && stored.iter().zip(safe).all(|(o, s)| o.driver == s.driver),
+            "a bucket's bands follow its drivers"
+        );
     }
 
     /// Entries in all price and funding sets (for tests and statistics).
@@ -903,6 +922,7 @@ impl Bands {
                 self.drivers.push(rate);
             }
         }
+
         self.summing = sums;
     }
 }
@@ -912,13 +932,7 @@ impl State {
     fn band_buffer(&self, bucket: &Bucket, h: &MaintHealth) -> i128 {
         let ratio = self.margin_call_ratio(bucket).unwrap_or(Ratio::ONE);
         let r_ceil = (ratio.0 + Ratio::ONE.0 - 1) / Ratio::ONE.0;
-        let one = Ratio::ONE.0;
-        // equity_maint - r * mm, rounded down (conservative).
-        let call_buffer = {
-            let rm =
-                (I256::from(ratio.0) * I256::from(h.mm) + I256::from(one - 1)) / I256::from(one);
-            i128::try_from(I256::from(h.equity_maint) - rm).unwrap_or(i128::MIN)
-        };
+        let call_buffer = buffer_above_call(h.equity_maint, h.mm, ratio.0);
         let buffer = if !bucket.has_positions() {
             h.equity_maint
         } else if bucket.is_liquidating() {
@@ -982,6 +996,23 @@ impl State {
     pub(crate) fn venue_epoch(&self) -> u64 {
         self.venue_epoch
     }
+}
+
+/// equity_maint - r x mm (r in parts per 10^18), the product rounded up: the buffer above the
+/// margin-call level, conservative; i128::MIN when it does not fit. In i128 while it fits.
+fn buffer_above_call(equity_maint: i128, mm: i128, ratio: i128) -> i128 {
+    mul_i128(ratio, mm)
+        .filter(|&p| p >= 0)
+        .and_then(|p| crate::num::pow10div::div_round_pow10(p, RATIO_DECIMALS, Round::Ceil))
+        .and_then(|rm| equity_maint.checked_sub(rm))
+        .unwrap_or_else(|| buffer_above_call_wide(equity_maint, mm, ratio))
+}
+
+/// [`buffer_above_call`] in 256 bits (and its test's oracle).
+fn buffer_above_call_wide(equity_maint: i128, mm: i128, ratio: i128) -> i128 {
+    let one = I256::from(Ratio::ONE.0);
+    let rm = (I256::from(ratio) * I256::from(mm) + one - I256::ONE) / one;
+    i128::try_from(I256::from(equity_maint) - rm).unwrap_or(i128::MIN)
 }
 
 fn pow10_i128(k: u8) -> i128 {
@@ -1116,6 +1147,10 @@ mod tests {
         // Reach 10 ticks at 2 native units a tick, plus 50 funding units at 1: 70 native units.
         assert!(still_hold(&stored, &rates(2 * ATTO), at(100), 70));
         assert!(!still_hold(&stored, &rates(2 * ATTO), at(100), 69));
+        // The bands need not come in the drivers' order.
+        let swapped = [stored[1], stored[0]];
+        assert!(still_hold(&swapped, &rates(2 * ATTO), at(100), 70));
+        assert!(!still_hold(&swapped, &rates(2 * ATTO), at(100), 69));
         // A faster rate, the value outside a band, a driver more or fewer: made afresh.
         assert!(!still_hold(&stored, &rates(3 * ATTO), at(100), 70));
         assert!(!still_hold(&stored, &rates(ATTO), at(105), 1_000));
@@ -1153,6 +1188,17 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The i128 call buffer is the 256-bit one wherever it answers, including near the
+        /// edges where the product or the difference leaves i128.
+        #[test]
+        fn buffer_above_call_matches_the_wide_computation(
+            e in proptest::num::i128::ANY, mm in 0..=i128::MAX, r in 0..=i128::MAX / 2,
+            shift in 0u32..120,
+        ) {
+            let (mm, r) = (mm >> shift, r >> (shift / 2));
+            proptest::prop_assert_eq!(buffer_above_call(e, mm, r), buffer_above_call_wide(e, mm, r));
+        }
+
         /// The packed price entries order as (end clamped into i64, bucket) do.
         #[test]
         fn packed_price_entries_keep_the_order_of_their_parts(

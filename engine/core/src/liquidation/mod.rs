@@ -20,6 +20,7 @@ use crate::engine::Engine;
 use crate::health::MaintHealth;
 use crate::ids::AccountId;
 use crate::ids::MarketId;
+use crate::num::Ratio;
 use crate::record::{Body, EndReason, Num};
 use std::cmp::Reverse;
 
@@ -350,9 +351,34 @@ impl Engine {
     }
 }
 
-/// equity_maint < r * mm, exactly (r in parts per 10^18).
+/// equity_maint < r * mm, exactly (r in parts per 10^18): in i128 while both products fit.
 fn under_ratio(equity_maint: i128, mm: i128, ratio: i128) -> bool {
+    use crate::num::mul::mul_i128;
+    match (mul_i128(equity_maint, Ratio::ONE.0), mul_i128(ratio, mm)) {
+        (Some(l), Some(r)) => l < r,
+        _ => under_ratio_wide(equity_maint, mm, ratio),
+    }
+}
+
+/// [`under_ratio`] in 256 bits (and its test's oracle).
+fn under_ratio_wide(equity_maint: i128, mm: i128, ratio: i128) -> bool {
     use ethnum::I256;
-    I256::from(equity_maint) * I256::from(1_000_000_000_000_000_000i128)
-        < I256::from(ratio) * I256::from(mm)
+    I256::from(equity_maint) * I256::from(Ratio::ONE.0) < I256::from(ratio) * I256::from(mm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The i128 comparison answers as the 256-bit one, at every magnitude.
+        #[test]
+        fn under_ratio_matches_the_wide_comparison(
+            e in proptest::num::i128::ANY, mm in proptest::num::i128::ANY,
+            r in proptest::num::i128::ANY, shift in 0u32..127,
+        ) {
+            let (e, mm, r) = (e >> shift, mm >> (shift / 2), r >> (shift / 3));
+            proptest::prop_assert_eq!(under_ratio(e, mm, r), under_ratio_wide(e, mm, r));
+        }
+    }
 }
