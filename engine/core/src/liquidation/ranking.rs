@@ -43,13 +43,35 @@ const ATTO_DECIMALS: u8 = 18;
 /// How a bucket's equity moves per unit of one driver: the net signed coefficient of its
 /// terms in atto native quote units (exact but for a truncated collateral weight: the exact
 /// one lies in [atto, atto + 1)), and how many rounded terms move with it.
+/// The coefficient is kept as two 64-bit halves: 24 bytes a rate instead of the 32 an `i128`'s
+/// alignment pads it to, and a ranking's rates are read by the thousand from cold memory.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rate {
     /// An asset's index (its id), or a market's funding index (the number of assets plus the
     /// market's id).
     pub(crate) driver: u32,
-    pub(crate) atto: i128,
     pub(crate) terms: u32,
+    atto_halves: [u64; 2],
+}
+
+const _: () = assert!(std::mem::size_of::<Rate>() == 24);
+
+impl Rate {
+    fn new(driver: u32) -> Rate {
+        Rate {
+            driver,
+            terms: 0,
+            atto_halves: [0; 2],
+        }
+    }
+
+    pub(crate) fn atto(&self) -> i128 {
+        ((u128::from(self.atto_halves[1]) << 64) | u128::from(self.atto_halves[0])) as i128
+    }
+
+    fn set_atto(&mut self, atto: i128) {
+        self.atto_halves = [atto as u64, ((atto as u128) >> 64) as u64];
+    }
 }
 
 /// One holder of the ranked side: its exact figures as of snapshot `snap`.
@@ -241,21 +263,18 @@ impl RateTables {
             let at = match out[start..].iter().position(|r| r.driver == driver) {
                 Some(i) => start + i,
                 None => {
-                    out.push(Rate {
-                        driver,
-                        atto: 0,
-                        terms: 0,
-                    });
+                    out.push(Rate::new(driver));
                     out.len() - 1
                 }
             };
             let r = &mut out[at];
             r.terms = r.terms.saturating_add(1);
             // Signed until the end; an unbounded term stays unbounded.
-            r.atto = match coef {
-                Some(c) if r.atto != UNBOUNDED => r.atto.checked_add(c).unwrap_or(UNBOUNDED),
+            let atto = r.atto();
+            r.set_atto(match coef {
+                Some(c) if atto != UNBOUNDED => atto.checked_add(c).unwrap_or(UNBOUNDED),
                 _ => UNBOUNDED,
-            };
+            });
         };
         for p in &bucket.positions {
             let (price, funding) = self.position_drivers(p.market);
@@ -568,7 +587,7 @@ impl Ranking {
         for r in &self.rates[h.rates.0 as usize..h.rates.1 as usize] {
             let mv = d[r.driver as usize];
             if mv.by != 0 {
-                let (a, b) = moved(r.atto, mv)?;
+                let (a, b) = moved(r.atto(), mv)?;
                 lo = lo.checked_add(a)?;
                 hi = hi.checked_add(b)?;
                 terms += i128::from(r.terms);
