@@ -359,7 +359,13 @@ impl Engine {
         } else {
             log
         };
-        for &account_at in log {
+        for (j, &account_at) in log.iter().enumerate() {
+            // Entry j is change number synced_seq + j + 1. An account changed again later in
+            // the log is taken in at its last entry, once, without touching it here: its
+            // change count (a dense array) says whether this entry is the last.
+            if self.state.changed_at(account_at as usize) != ranking.synced_seq + j as u64 + 1 {
+                continue;
+            }
             let Some(acc) = self.state.accounts.get(account_at as usize) else {
                 continue;
             };
