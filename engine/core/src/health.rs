@@ -193,6 +193,11 @@ impl State {
 
     /// IM_pos for a size.
     pub fn im_pos(&self, market: MarketId, size: Lots) -> Result<i128, Overflow> {
+        if !self.plain_valuation {
+            if let Some(im) = self.im_pos_straight(market, size) {
+                return Ok(im);
+            }
+        }
         let n = self.notional_exact(market, size)?;
         self.tiered(market, n, Fraction::Init)?
             .ceil(self.quote_decimals())
@@ -366,7 +371,7 @@ impl State {
             let after = Lots(i64::try_from(after).map_err(|_| Overflow)?);
             // Immediate PnL x of filling at the limits: buys gain M - limit, sells limit - M.
             let x = sign * (m.checked_mul(lots).ok_or(Overflow)? - cost);
-            let loss = Exact::new((-x).max(0), scale).ceil(qd)?;
+            let loss = ceil_at((-x).max(0), scale, qd)?;
             Ok(self.im_pos(market, after)? - im_now + loss)
         };
         let bid = scenario(sums.buy_lots, sums.buy_cost, 1)?;
@@ -519,9 +524,35 @@ impl State {
     }
 }
 
+/// `v` at `scale` decimals rounded up to `to` decimals: by a reciprocal division or a power
+/// of ten in i128 where that fits, else through `Exact`.
+fn ceil_at(v: i128, scale: u8, to: u8) -> Result<i128, Overflow> {
+    let fast = if scale >= to {
+        crate::num::pow10div::div_round_pow10(v, scale - to, Round::Ceil)
+    } else {
+        crate::num::exact::pow10_small(to - scale).and_then(|p| crate::num::mul::mul_i128(v, p))
+    };
+    match fast {
+        Some(x) => Ok(x),
+        None => Exact::new(v, scale).ceil(to),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The i128 rounding up to quote decimals is `Exact`'s, at every scale and magnitude.
+        #[test]
+        fn ceil_at_is_exacts(
+            v in proptest::prop_oneof![proptest::num::i128::ANY, -1_000_000_000i128..1_000_000_000],
+            scale in 0u8..60,
+            to in 0u8..40,
+        ) {
+            proptest::prop_assert_eq!(ceil_at(v, scale, to), Exact::new(v, scale).ceil(to));
+        }
+    }
 
     /// `position_value` (s * M shared, both tiers in one walk) against the plain recomputation
     /// of each term on its own, for every position of the example venue at many points of its

@@ -51,6 +51,30 @@ impl State {
         })
     }
 
+    /// IM_pos of `size` lots of `market` (tiered, rounded up to quote decimals) in
+    /// straight-line i128: the notional at T and the tiers as for a position's figures. None
+    /// where a step leaves i128 or the fractions are scaled (the caller takes `Exact`).
+    pub(crate) fn im_pos_straight(
+        &self,
+        market: crate::ids::MarketId,
+        size: crate::num::Lots,
+    ) -> Option<i128> {
+        let cfg = self.venue.market(market);
+        let scale = self.markets[market.index()].fraction_scale;
+        if scale != 0 && scale != Ratio::ONE.0 {
+            return None;
+        }
+        let qd = self.quote_decimals();
+        let sn = cfg
+            .size_decimals
+            .checked_add(self.venue.asset(cfg.base).price_scale)?;
+        let t = sn.max(qd);
+        let sm = i128::from(size.0) * i128::from(self.index(cfg.base).unwrap_or(0));
+        let n = mul_i128(sm.checked_abs()?, pow10_small(t - sn)?)?;
+        let (ti, _) = straight_tiers(cfg, n, pow10_small(t - qd)?)?;
+        div_round_pow10(ti, t.checked_add(RATIO_DECIMALS)? - qd, Round::Ceil)
+    }
+
     /// (floor(u), the initial PnL term) at quote decimals, from `sm = s x index` and the
     /// decimals `[sd, ps, qd, fs]`.
     fn straight_upnl(&self, pos: &Position, sm: i128, dec: [u8; 4]) -> Option<(i128, i128)> {
@@ -233,6 +257,48 @@ mod tests {
                 prop_assert!(!scaled, "scaled fractions take the general path");
                 prop_assert_eq!(Ok(v), st.position_value_general(&pos));
             }
+        }
+    }
+
+    proptest! {
+        /// IM_pos in straight-line i128, wherever it answers, is the model's.
+        #[test]
+        fn straight_im_pos_is_the_models(
+            size in prop_oneof![any::<i64>(), -1_000_000i64..1_000_000],
+            sd in 0u8..9,
+            ps in 0u8..9,
+            index in prop_oneof![any::<i64>().prop_map(|i| i.max(0)), 1i64..10_000_000],
+            tiered in any::<bool>(),
+            scaled in any::<bool>(),
+        ) {
+            let tiers: &[(i128, i128, i128)] = if tiered {
+                &[(100_000, 150, 80), (10_000_000, 300, 200)]
+            } else {
+                &[]
+            };
+            let mut st = venue(sd, ps, tiers, 500, index);
+            if scaled {
+                st.markets[0].fraction_scale = Ratio::ONE.0 * 3 / 2;
+            }
+            st.plain_valuation = true;
+            let general = st.im_pos(MarketId(0), Lots(size));
+            if let Some(im) = st.im_pos_straight(MarketId(0), Lots(size)) {
+                prop_assert!(!scaled, "scaled fractions take the general path");
+                prop_assert_eq!(Ok(im), general);
+            }
+        }
+    }
+
+    /// Everyday sizes take the straight line for IM_pos.
+    #[test]
+    fn everyday_im_pos_takes_the_straight_line() {
+        let mut st = venue(3, 2, &[(100_000, 150, 80)], 800, 6_512_345);
+        st.plain_valuation = true;
+        for size in [1_500i64, -2_000, 0, 7] {
+            let im = st
+                .im_pos_straight(MarketId(0), Lots(size))
+                .expect("fits i128");
+            assert_eq!(Ok(im), st.im_pos(MarketId(0), Lots(size)));
         }
     }
 
