@@ -24,20 +24,15 @@ impl State {
     /// market's fractions are scaled (the caller takes the general path).
     pub(crate) fn position_value_straight(&self, pos: &Position) -> Option<PositionValue> {
         let cfg = self.venue.market(pos.market);
-        let scale = self.markets[pos.market.index()].fraction_scale;
-        if scale != 0 && scale != Ratio::ONE.0 {
-            return None;
-        }
+        let (sm, n, t) = self.straight_notional(pos.market, pos.size)?;
         let qd = self.quote_decimals();
-        let sd = cfg.size_decimals;
-        let ps = self.venue.asset(cfg.base).price_scale;
-        let fs = self.funding_scale(pos.market);
-        let sm = i128::from(pos.size.0) * i128::from(self.index(cfg.base).unwrap_or(0));
-        let (upnl_maint, upnl_init) = self.straight_upnl(pos, sm, [sd, ps, qd, fs])?;
-        // The notional and the tiers at T = max(sd + ps, qd).
-        let sn = sd.checked_add(ps)?;
-        let t = sn.max(qd);
-        let n = mul_i128(sm.checked_abs()?, pow10_small(t - sn)?)?;
+        let dec = [
+            cfg.size_decimals,
+            self.venue.asset(cfg.base).price_scale,
+            qd,
+            self.funding_scale(pos.market),
+        ];
+        let (upnl_maint, upnl_init) = self.straight_upnl(pos, sm, dec)?;
         let tiers = straight_tiers(cfg, n, pow10_small(t - qd)?)?;
         let d = t.checked_add(RATIO_DECIMALS)? - qd;
         let (im, mm, le) = requirements(tiers, d)?;
@@ -51,6 +46,28 @@ impl State {
         })
     }
 
+    /// (s x index, the notional |s x index| at T, T = max(sd + ps, qd)) of `size` lots of
+    /// `market`; None where the market's fractions are scaled (the straight line declines)
+    /// or a step leaves i128.
+    fn straight_notional(
+        &self,
+        market: crate::ids::MarketId,
+        size: crate::num::Lots,
+    ) -> Option<(i128, i128, u8)> {
+        let scale = self.markets[market.index()].fraction_scale;
+        if scale != 0 && scale != Ratio::ONE.0 {
+            return None;
+        }
+        let cfg = self.venue.market(market);
+        let sn = cfg
+            .size_decimals
+            .checked_add(self.venue.asset(cfg.base).price_scale)?;
+        let t = sn.max(self.quote_decimals());
+        let sm = i128::from(size.0) * i128::from(self.index(cfg.base).unwrap_or(0));
+        let n = mul_i128(sm.checked_abs()?, pow10_small(t - sn)?)?;
+        Some((sm, n, t))
+    }
+
     /// IM_pos of `size` lots of `market` (tiered, rounded up to quote decimals) in
     /// straight-line i128: the notional at T and the tiers as for a position's figures. None
     /// where a step leaves i128 or the fractions are scaled (the caller takes `Exact`).
@@ -59,19 +76,9 @@ impl State {
         market: crate::ids::MarketId,
         size: crate::num::Lots,
     ) -> Option<i128> {
-        let cfg = self.venue.market(market);
-        let scale = self.markets[market.index()].fraction_scale;
-        if scale != 0 && scale != Ratio::ONE.0 {
-            return None;
-        }
+        let (_, n, t) = self.straight_notional(market, size)?;
         let qd = self.quote_decimals();
-        let sn = cfg
-            .size_decimals
-            .checked_add(self.venue.asset(cfg.base).price_scale)?;
-        let t = sn.max(qd);
-        let sm = i128::from(size.0) * i128::from(self.index(cfg.base).unwrap_or(0));
-        let n = mul_i128(sm.checked_abs()?, pow10_small(t - sn)?)?;
-        let (ti, _) = straight_tiers(cfg, n, pow10_small(t - qd)?)?;
+        let (ti, _) = straight_tiers(self.venue.market(market), n, pow10_small(t - qd)?)?;
         div_round_pow10(ti, t.checked_add(RATIO_DECIMALS)? - qd, Round::Ceil)
     }
 
@@ -230,6 +237,20 @@ mod tests {
             })
     }
 
+    /// `venue` with two tiers or none, and fractions scaled by a dynamic factor or not.
+    fn drawn_venue(sd: u8, ps: u8, w: i128, index: i64, tiered: bool, scaled: bool) -> State {
+        let tiers: &[(i128, i128, i128)] = if tiered {
+            &[(100_000, 150, 80), (10_000_000, 300, 200)]
+        } else {
+            &[]
+        };
+        let mut st = venue(sd, ps, tiers, w, index);
+        if scaled {
+            st.markets[0].fraction_scale = Ratio::ONE.0 * 3 / 2;
+        }
+        st
+    }
+
     proptest! {
         /// Wherever the straight line answers, it answers the model's figures.
         #[test]
@@ -243,16 +264,8 @@ mod tests {
             tiered in any::<bool>(),
             scaled in any::<bool>(),
         ) {
-            let tiers: &[(i128, i128, i128)] = if tiered {
-                &[(100_000, 150, 80), (10_000_000, 300, 200)]
-            } else {
-                &[]
-            };
-            let mut st = venue(sd, ps, tiers, w, index);
+            let mut st = drawn_venue(sd, ps, w, index, tiered, scaled);
             st.markets[0].funding_index = funding;
-            if scaled {
-                st.markets[0].fraction_scale = Ratio::ONE.0 * 3 / 2;
-            }
             if let Some(v) = st.position_value_straight(&pos) {
                 prop_assert!(!scaled, "scaled fractions take the general path");
                 prop_assert_eq!(Ok(v), st.position_value_general(&pos));
@@ -271,15 +284,7 @@ mod tests {
             tiered in any::<bool>(),
             scaled in any::<bool>(),
         ) {
-            let tiers: &[(i128, i128, i128)] = if tiered {
-                &[(100_000, 150, 80), (10_000_000, 300, 200)]
-            } else {
-                &[]
-            };
-            let mut st = venue(sd, ps, tiers, 500, index);
-            if scaled {
-                st.markets[0].fraction_scale = Ratio::ONE.0 * 3 / 2;
-            }
+            let mut st = drawn_venue(sd, ps, 500, index, tiered, scaled);
             st.plain_valuation = true;
             let general = st.im_pos(MarketId(0), Lots(size));
             if let Some(im) = st.im_pos_straight(MarketId(0), Lots(size)) {
